@@ -1,0 +1,152 @@
+"""Command line: ``longtail train | eval | info | fetch``.
+
+Every user-facing failure is a :class:`LongtailError`: printed as ``error: ...`` with its fix,
+exit status 2, no traceback (``LONGTAIL_DEBUG=1`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from longtail.errors import LongtailError
+
+
+def _add_config_args(p: argparse.ArgumentParser):
+    p.add_argument("config", help="run config (YAML), e.g. configs/demo.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set stages.0.epochs=5 (repeatable)")
+
+
+def cmd_train(args) -> int:
+    from longtail.config import load_config
+    from longtail.engine.trainer import Trainer
+    from longtail.evaluation.report import stage_table
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
+    trainer = Trainer(cfg, out, resume=args.resume)
+    print(f"run folder: {out}")
+    print(f"train: {len(trainer.train_set)} images, counts {trainer.train_set.class_counts()}; "
+          f"test: {len(trainer.splits.test)}; device {trainer.device}")
+    trainer.run()
+    metrics = json.loads((out / "metrics.json").read_text())
+    print()
+    print(stage_table(metrics))
+    print(f"\nrun folder: {out}  (metrics.json, history.csv, per_class.png, confusion.png, reliability.png)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from longtail.config import load_config
+    from longtail.engine.trainer import Trainer, resolve_stage
+    from longtail.evaluation.report import stage_table
+    from longtail.methods import make_method
+
+    run = Path(args.run_dir)
+    for f in ("config.yaml", "model.pt"):
+        if not (run / f).is_file():
+            raise LongtailError(f"{run} has no {f}", "pass a finished run folder (made by `longtail train`)")
+    cfg = load_config(run / "config.yaml")
+    trainer = Trainer(cfg, run)
+    model = trainer._build_model()
+    state = torch.load(run / "model.pt", map_location=trainer.device, weights_only=True)
+    model.load_state_dict(state)
+    rs = resolve_stage(len(cfg.stages) - 1, cfg.stages[-1])
+    # post-hoc corrections depend only on the method's arguments and the class counts
+    base = rs.cfg.method.split("+")[0]
+    args_base = {k: v for k, v in rs.cfg.method_args.items() if k not in rs.cfg.method.split("+")[1:]}
+    method = make_method(base, trainer._context(model, rs, 1), args_base)
+    split = args.split
+    if split == "val" and trainer.splits.val is None:
+        raise LongtailError("this run has no validation split", "use --split test")
+    m = trainer.evaluate(model, method, split)
+    print(f"{split}: overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  ece {m['ece']:.2f}")
+    if (run / "metrics.json").is_file():
+        print()
+        print(stage_table(json.loads((run / "metrics.json").read_text())))
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: v for k, v in m.items() if k != "confusion_matrix"}, indent=1))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from longtail.config import load_config
+    from longtail.data.datasets import build_splits
+    from longtail.data.profiles import shot_split
+
+    cfg = load_config(args.config, args.overrides)
+    s = build_splits(cfg.data)
+    counts = s.train.class_counts()
+    d = cfg.data
+    print(f"data set: {d.dataset} ({d.root or 'default root'}), profile {d.profile}, "
+          f"imbalance factor {d.imbalance_factor:g}")
+    print(f"classes: {s.train.num_classes}; images per class: {', '.join(str(c) for c in counts)} "
+          f"({sum(counts):,} images)")
+    nz = [c for c in counts if c > 0]
+    print(f"actual imbalance: {max(nz)} / {min(nz)} = {max(nz) / min(nz):.1f}")
+    split = shot_split(counts, d.many_threshold, d.few_threshold)
+    for k, label in (("many", f"> {d.many_threshold}"), ("medium", f"{d.few_threshold}-{d.many_threshold}"),
+                     ("few", f"< {d.few_threshold}")):
+        print(f"{k:>6} ({label}): {len(split[k])} classes {split[k] if len(split[k]) <= 20 else ''}")
+    print(f"test: {len(s.test):,} images; validation: {len(s.val) if s.val is not None else 0:,} images")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from longtail.data.fetch import OFFICIAL_URL, ensure_fashion_mnist
+
+    if args.dataset != "fashion_mnist":
+        raise LongtailError(f"cannot fetch '{args.dataset}'", "only fashion_mnist is fetched; other data sets: download them yourself and set data.root")
+    root = ensure_fashion_mnist(Path(args.root) if args.root else None, args.url or OFFICIAL_URL, use_apt=not args.no_apt)
+    print(f"fashion_mnist: {root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="longtail", description="Long-tailed visual recognition on one engine.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a run described by a config")
+    _add_config_args(t)
+    t.add_argument("--out", help="run folder (default runs/<name>/<timestamp>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("eval", help="evaluate a finished run's model again")
+    e.add_argument("run_dir")
+    e.add_argument("--split", choices=["test", "val"], default="test")
+    e.add_argument("--json", help="also write the metrics to this file")
+    e.set_defaults(func=cmd_eval)
+    i = sub.add_parser("info", help="class counts, imbalance and many/medium/few split of a config's data")
+    _add_config_args(i)
+    i.set_defaults(func=cmd_info)
+    f = sub.add_parser("fetch", help="make sure a data set is on disk (Fashion-MNIST)")
+    f.add_argument("dataset", choices=["fashion_mnist"])
+    f.add_argument("--root", help="where to put the files if they must be downloaded")
+    f.add_argument("--url", help="base URL to download from (default: the official one)")
+    f.add_argument("--no-apt", action="store_true", help="do not try Debian's package")
+    f.set_defaults(func=cmd_fetch)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LongtailError as e:
+        if os.environ.get("LONGTAIL_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

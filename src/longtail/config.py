@@ -1,0 +1,297 @@
+"""Run configuration: one YAML file validated into typed dataclasses.
+
+Unknown keys, wrong types and out-of-range values fail with a :class:`LongtailError` naming
+the key, the valid choices and the fix. ``--set a.b=value`` overrides use the same path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from longtail.errors import LongtailError
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion_mnist"
+    root: str = ""  # "" = the data set's default location
+    train_list: str = ""  # list-file data sets: `relative/path label` lines
+    test_list: str = ""
+    val_list: str = ""
+    num_classes: int = 0  # list-file data sets: 0 = 1 + the largest label
+    image_size: int = 0  # file-based data sets: decode size (0 = 224)
+    channels: int = 0  # file-based data sets: 0 = 3 (RGB)
+    in_memory: bool = False  # file-based data sets: decode everything up front
+    profile: Literal["exponential", "step", "none"] = "exponential"
+    imbalance_factor: float = 100.0
+    max_per_class: int = 0  # n_max; 0 = the largest class in the source data
+    val_per_class: int = 0  # hold out the last v images of each class for validation
+    many_threshold: int = 100  # many-shot: > this many training images
+    few_threshold: int = 20  # few-shot: < this many
+    workers: int = 4  # file-based data sets: decoding processes
+
+    def validate(self, p: str):
+        _require(self.imbalance_factor >= 1, f"{p}.imbalance_factor", self.imbalance_factor, "must be >= 1 (n_max / n_min)")
+        for k in ("num_classes", "image_size", "channels", "max_per_class", "val_per_class", "workers"):
+            _require(getattr(self, k) >= 0, f"{p}.{k}", getattr(self, k), "must be >= 0")
+        _require(self.few_threshold <= self.many_threshold, f"{p}.few_threshold", self.few_threshold, "must be <= data.many_threshold")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet32"
+    head: Literal["linear", "cosine"] = "linear"
+
+
+@dataclass
+class AugmentConfig:
+    crop_padding: int = 4
+    flip: bool = True
+
+    def validate(self, p: str):
+        _require(self.crop_padding >= 0, f"{p}.crop_padding", self.crop_padding, "must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+    def validate(self, p: str):
+        _require(self.lr > 0, f"{p}.lr", self.lr, "must be > 0")
+        _require(self.weight_decay >= 0, f"{p}.weight_decay", self.weight_decay, "must be >= 0")
+        _require(0 <= self.momentum < 1, f"{p}.momentum", self.momentum, "must be in [0, 1)")
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{p}.betas", self.betas, "must be two numbers in [0, 1)")
+
+
+@dataclass
+class ScheduleConfig:
+    name: Literal["cosine", "multistep", "constant"] = "cosine"
+    warmup_epochs: float = 0.0  # linear warm-up from lr/warmup to lr, per iteration
+    milestones: list[int] = field(default_factory=list)  # multistep: epochs at which lr *= gamma
+    gamma: float = 0.1
+    min_lr: float = 0.0  # cosine: floor
+
+    def validate(self, p: str):
+        _require(self.warmup_epochs >= 0, f"{p}.warmup_epochs", self.warmup_epochs, "must be >= 0")
+        _require(list(self.milestones) == sorted(self.milestones), f"{p}.milestones", self.milestones, "must be increasing")
+
+
+@dataclass
+class StageConfig:
+    """One stage of a run: a method trained for some epochs with its sampler and optimiser.
+
+    Empty ``sampler`` / ``train`` / ``reinit_head`` take the method's own defaults (cRT:
+    class-balanced sampler, classifier only, fresh classifier).
+    """
+
+    method: str = "ce"  # method id; plug-ins join with '+', e.g. 'ce+h2tf'
+    name: str = ""
+    epochs: int = 1
+    batch_size: int = 128
+    sampler: str = ""  # instance | class_balanced | sqrt | progressive | reversed
+    train: str = ""  # all | head  (what is trainable)
+    reinit_head: bool | None = None
+    backbone_bn: Literal["train", "frozen", ""] = ""  # BN statistics while the backbone is frozen
+    method_args: dict[str, Any] = field(default_factory=dict)
+    optimizer: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: bool = True
+    eval_every: int = 0  # evaluate on test/val every k epochs (0: at the end of the stage)
+
+    def validate(self, p: str):
+        _require(self.epochs >= 0, f"{p}.epochs", self.epochs, "must be >= 0")
+        _require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "must be >= 1")
+        _require(self.train in ("", "all", "head"), f"{p}.train", self.train, "must be 'all' or 'head'")
+        from longtail.data.samplers import SAMPLERS
+
+        _require(self.sampler in ("",) + SAMPLERS, f"{p}.sampler", self.sampler, f"must be one of {list(SAMPLERS)}")
+
+
+@dataclass
+class EngineConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads for torch (0 = leave torch's default)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = True
+    deterministic: bool = False
+    sync_bn: bool = False  # DDP: convert BatchNorm to SyncBatchNorm
+    grad_clip: float = 0.0  # max global grad norm (0 = off)
+    eval_batch_size: int = 512
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    ece_bins: int = 15
+    plots: bool = True
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self, p: str):
+        _require(len(self.stages) >= 1, "stages", self.stages, "needs at least one stage")
+
+
+def _require(ok: bool, key: str, value, why: str):
+    if not ok:
+        raise LongtailError(f"config: {key} = {value!r} {why}", f"change {key} in the config file or with --set {key}=...")
+
+
+# ----------------------------------------------------------------------------- conversion
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value, tp, key: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, key)
+            except LongtailError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            raise LongtailError(f"config: {key} = {value!r} is not one of {list(args)}", f"set {key} to one of {list(args)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise LongtailError(f"config: {key} must be a list, got {type(value).__name__} {value!r}", f"write {key} as a YAML list")
+        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise LongtailError(f"config: {key} must be a mapping, got {type(value).__name__}", f"write {key} as a YAML mapping")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise LongtailError(f"config: {key} = {value!r} is not a finite number", f"set {key} to a finite number")
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise LongtailError(f"config: {key} must be {_type_name(tp)}, got {type(value).__name__} {value!r}", f"fix {key} in the config")
+
+
+def from_dict(cls, data, prefix: str = ""):
+    """Build dataclass ``cls`` from a mapping, checking every key and type."""
+    where = prefix or "the config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LongtailError(f"config: {where} must be a mapping, got {type(data).__name__} {data!r}", f"write {where} as 'key: value' lines")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise LongtailError(f"config: unknown key '{key}'", f"{hint}valid keys in {where}: {', '.join(names)}")
+        kwargs[k] = _convert(v, hints[k], key)
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate(prefix or "config")
+    return obj
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise LongtailError(f"--set {item!r} is not key=value", "write e.g. --set stages.0.epochs=5")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML; list items by index)."""
+    for item in overrides or []:
+        path, value = _parse_override(item)
+        node = data
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise LongtailError(f"--set {item}: '{part}' is not an index of a {len(node)}-item list", "use e.g. stages.0.epochs")
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise LongtailError(f"--set {item}: '{'.'.join(path[:i])}' is not a section", "check the key path")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and part not in node:
+                    node[part] = {}
+                node = node[part]
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise LongtailError(f"config file not found: {path}", "pass the path of a YAML file, e.g. configs/demo.yaml")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise LongtailError(f"{path} is not valid YAML: {e}", "fix the syntax at the line shown") from None
+        if not isinstance(data, dict):
+            raise LongtailError(f"{path} must hold a mapping at the top level", "write 'key: value' lines")
+    # a stage list given as a mapping-less scalar etc. is caught by from_dict; overrides on a
+    # default stage list need the list materialised first
+    if "stages" not in data and any(o.startswith("stages.") for o in overrides or []):
+        data["stages"] = [{}]
+    return from_dict(RunConfig, apply_overrides(data, overrides or []))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

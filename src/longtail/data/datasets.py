@@ -1,0 +1,157 @@
+"""Build the train / validation / test sets a run config asks for.
+
+``build_splits(cfg)`` reads the raw data set in its real on-disk format, applies the
+long-tail profile to the training split (first ``n_c`` per class, file order), optionally
+holds out a balanced validation split, and leaves the test split balanced as published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from longtail.data import formats
+from longtail.data.fetch import DEBIAN_ROOT
+from longtail.data.images import LabeledImages
+from longtail.data.profiles import PROFILES, select_first_per_class
+from longtail.errors import LongtailError
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the rest of the pipeline needs to know about a data set's images."""
+
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    list_based: bool = False  # already long-tailed by its published split lists
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion_mnist": DatasetInfo(1, (0.2860,), (0.3530,)),
+    "mnist": DatasetInfo(1, (0.1307,), (0.3081,)),
+    "cifar10": DatasetInfo(3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetInfo(3, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet_lt": DatasetInfo(3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), list_based=True),
+    "places_lt": DatasetInfo(3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), list_based=True),
+    "inat2018": DatasetInfo(3, (0.466, 0.471, 0.380), (0.195, 0.194, 0.192), list_based=True),
+    "list": DatasetInfo(3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), list_based=True),
+    "image_folder": DatasetInfo(3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+@dataclass
+class Splits:
+    train: LabeledImages
+    test: LabeledImages
+    val: LabeledImages | None
+    info: DatasetInfo
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise LongtailError(f"unknown data set '{name}'", f"data.dataset must be one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def _read_raw(cfg) -> tuple[LabeledImages, LabeledImages, LabeledImages | None]:
+    """The data set as published: (train, test, val or None)."""
+    name = cfg.dataset
+    if name in ("fashion_mnist", "mnist"):
+        root = Path(cfg.root or DEBIAN_ROOT)
+        if not root.is_dir():
+            raise LongtailError(f"data root {root} does not exist", "run `longtail fetch fashion_mnist` (or `make data`) or set data.root")
+        names = FASHION_MNIST_CLASSES if name == "fashion_mnist" else [str(i) for i in range(10)]
+        parts = []
+        for train in (True, False):
+            x, y = formats.read_mnist_split(root, train)
+            parts.append(LabeledImages(torch.from_numpy(x), torch.from_numpy(y), 10, names))
+        return parts[0], parts[1], None
+    if name in ("cifar10", "cifar100"):
+        if not cfg.root or not Path(cfg.root).is_dir():
+            raise LongtailError(f"CIFAR root '{cfg.root}' does not exist", "set data.root to the extracted cifar-10-batches-py / cifar-100-python folder")
+        c = 10 if name == "cifar10" else 100
+        names = CIFAR10_CLASSES if c == 10 else []
+        parts = []
+        for train in (True, False):
+            x, y = formats.read_cifar_split(Path(cfg.root), c, train)
+            parts.append(LabeledImages(torch.from_numpy(x), torch.from_numpy(y), c, names))
+        return parts[0], parts[1], None
+    if name == "image_folder":
+        info = DATASETS[name]
+        size = cfg.image_size or 224
+        out = []
+        for sub in ("train", "test", "val"):
+            root = Path(cfg.root) / sub
+            if sub == "val" and not root.is_dir():
+                out.append(None)
+                continue
+            paths, labels, classes = formats.read_image_folder(root)
+            if out and classes != out[0].class_names:
+                raise LongtailError(f"{root} has classes {classes[:5]}... unlike train's", "train/ and test/ need the same class folders")
+            out.append(_file_set(paths, labels, len(classes), size, cfg.channels or info.channels, cfg.in_memory, classes))
+        return out[0], out[1], out[2]
+    # list-file data sets: ImageNet-LT, Places-LT, iNaturalist 2018, or any 'list'
+    if not cfg.train_list or not cfg.test_list:
+        raise LongtailError(f"data set '{name}' needs data.train_list and data.test_list", "point them at the published split files, e.g. ImageNet_LT_train.txt / ImageNet_LT_test.txt")
+    root = Path(cfg.root)
+    lists = [cfg.train_list, cfg.test_list, cfg.val_list]
+    parsed = [formats.read_list_file(Path(p), root, cfg.num_classes or None) if p else None for p in lists]
+    num_classes = cfg.num_classes or int(max(int(p[1].max()) for p in parsed if p) + 1)
+    size = cfg.image_size or 224
+    out = []
+    for p, lst in zip(parsed, lists):
+        if p is None:
+            out.append(None)
+            continue
+        formats.check_files_exist(p[0], lst)
+        out.append(_file_set(p[0], p[1], num_classes, size, cfg.channels or 3, cfg.in_memory, []))
+    return out[0], out[1], out[2]
+
+
+def _file_set(paths, labels, num_classes, size, channels, in_memory, names) -> LabeledImages:
+    images = formats.FileImages(paths, size, channels)
+    if in_memory:
+        images = images.materialize()
+    return LabeledImages(images, torch.from_numpy(labels), num_classes, names)
+
+
+def build_splits(cfg) -> Splits:
+    """Read ``cfg.dataset`` and apply the long-tail profile and validation hold-out.
+
+    Validation (``val_per_class = v > 0``, for data sets without their own val split): the
+    *last* v images of each class in file order are held out; the profile then takes the
+    first ``n_c`` of the rest, so with v = 0 the training set is exactly the standard one.
+    """
+    info = dataset_info(cfg.dataset)
+    train, test, val = _read_raw(cfg)
+    counts_raw = np.asarray(train.class_counts())
+    empty = np.flatnonzero(counts_raw == 0)
+    if len(empty):
+        raise LongtailError(f"class {int(empty[0])} has no training images in the source data", "remove that class or fix the split file")
+    labels = train.labels.numpy()
+    held = np.zeros(len(labels), bool)
+    if cfg.val_per_class:
+        if val is not None:
+            raise LongtailError("data.val_per_class is set but the data set has its own validation split", "set data.val_per_class: 0")
+        for c in range(train.num_classes):
+            idx = np.flatnonzero(labels == c)
+            if len(idx) <= cfg.val_per_class:
+                raise LongtailError(f"class {c} has {len(idx)} images, too few to hold out {cfg.val_per_class} for validation", "lower data.val_per_class")
+            held[idx[-cfg.val_per_class:]] = True
+        val = train.subset(np.flatnonzero(held))
+    if cfg.profile == "none":  # list-based sets are long-tailed already by their published lists
+        keep = np.flatnonzero(~held)
+    else:
+        if cfg.profile not in PROFILES:
+            raise LongtailError(f"unknown profile '{cfg.profile}'", f"data.profile must be one of {sorted(PROFILES) + ['none']}")
+        n_max = cfg.max_per_class or int(counts_raw.max())
+        counts = PROFILES[cfg.profile](train.num_classes, n_max, cfg.imbalance_factor)
+        keep = select_first_per_class(labels, counts, exclude=held)
+    return Splits(train.subset(keep), test, val, info)

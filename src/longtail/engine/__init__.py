@@ -1,0 +1,5 @@
+"""Engine: stages, the training loop, checkpoints, run-time set-up."""
+
+from longtail.engine.trainer import Trainer
+
+__all__ = ["Trainer"]

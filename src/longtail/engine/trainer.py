@@ -1,0 +1,385 @@
+"""The training engine: a run is a list of stages, each a method trained for some epochs.
+
+The engine owns everything that is the same for every method: data on the device, epoch
+draws, batch augmentation, the optimiser and schedule, mixed precision, checkpoints and
+resume, NaN guards, evaluation and the run folder. A method (``longtail.methods``) supplies
+the loss, the sampler, feature hooks and post-hoc corrections; the engine never asks which
+method it runs.
+
+Every random draw of an epoch (sampler order, augmentation, dropout) is seeded by
+``(seed, stage, epoch)``, so a run resumed from an end-of-epoch checkpoint replays exactly
+what an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from longtail.config import RunConfig, StageConfig, dump_config
+from longtail.data.augment import normalize, random_crop_flip
+from longtail.data.datasets import Splits, build_splits
+from longtail.data.loader import BatchSource
+from longtail.data.samplers import draw_epoch
+from longtail.engine import checkpoint as ckpt
+from longtail.engine.runtime import RunLock, derive_seed, generator, machine_description, setup_process
+from longtail.engine.schedule import learning_rate
+from longtail.errors import LongtailError
+from longtail.evaluation.metrics import compute_metrics
+from longtail.methods import Batch, StageContext, make_method, method_class
+from longtail.models import build_model, make_head
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class ResolvedStage:
+    index: int
+    name: str
+    cfg: StageConfig
+    sampler: str
+    train: str
+    reinit_head: bool
+    backbone_bn: str
+
+
+def resolve_stage(i: int, cfg: StageConfig) -> ResolvedStage:
+    """Fill the stage keys the config left empty from the method's own defaults."""
+    base = cfg.method.split("+")[0]
+    d = method_class(base).stage_defaults
+    train = cfg.train or d.get("train", "all")
+    return ResolvedStage(
+        index=i,
+        name=cfg.name or f"stage{i + 1}",
+        cfg=cfg,
+        sampler=cfg.sampler or d.get("sampler", "instance"),
+        train=train,
+        reinit_head=d.get("reinit_head", False) if cfg.reinit_head is None else cfg.reinit_head,
+        backbone_bn=cfg.backbone_bn or d.get("backbone_bn", "frozen"),
+    )
+
+
+@dataclass
+class RunState:
+    """What a checkpoint restores besides weights."""
+
+    stage: int = 0  # index of the stage in progress (== len(stages) when done)
+    epoch: int = 0  # epochs finished in that stage
+    history: list[dict] = field(default_factory=list)
+    stage_metrics: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, out_dir: Path | str, resume: bool = False, splits: Splits | None = None,
+                 log=None):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.resume = resume
+        self.log = log or (lambda msg: print(msg, flush=True))
+        self.device = setup_process(cfg.engine)
+        self.splits = splits or build_splits(cfg.data)
+        self.train_set = self.splits.train
+        self.num_classes = self.train_set.num_classes
+        self.class_counts = torch.tensor(self.train_set.class_counts(), dtype=torch.float32)
+        self.source = BatchSource(self.train_set, self.device, cfg.data.workers)
+        self.stages = [resolve_stage(i, s) for i, s in enumerate(cfg.stages)]
+        self.state = RunState()
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.engine.precision)
+        info, ch = self.splits.info, self.train_set.channels
+        # a data set read with another channel count than its statistics (grey ImageNet, say)
+        # uses the channel-mean of its statistics
+        self.mean = info.mean if len(info.mean) == ch else (sum(info.mean) / len(info.mean),) * ch
+        self.std = info.std if len(info.std) == ch else (sum(info.std) / len(info.std),) * ch
+        self.scaler = torch.amp.GradScaler(enabled=cfg.engine.precision == "fp16" and self.device.type == "cuda")
+
+    # ------------------------------------------------------------------------------ model
+    def _build_model(self) -> nn.Module:
+        torch.manual_seed(derive_seed(self.cfg.seed, "model"))
+        model = build_model(self.cfg.model.arch, self.num_classes, self.train_set.channels, self.cfg.model.head)
+        return self._to_device(model)
+
+    def _to_device(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.cfg.engine.channels_last else module
+
+    def _prep(self, x_uint8: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        """uint8 batch -> augmented (when ``gen``), normalised float batch."""
+        a = self.cfg.augment
+        if gen is not None:
+            x_uint8 = random_crop_flip(x_uint8, a.crop_padding, a.flip, gen)
+        x = normalize(x_uint8, self.mean, self.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.engine.channels_last else x
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    # ------------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def predict(self, model: nn.Module, data, what: str = "logits") -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (or pooled embeddings) of every image of ``data``, in order, no augmentation."""
+        was_training = model.training
+        model.eval()
+        source = data if isinstance(data, BatchSource) else BatchSource(data, self.device, self.cfg.data.workers)
+        outs, labels = [], []
+        order = torch.arange(len(source))
+        for x, y, _ in source.batches(order, self.cfg.engine.eval_batch_size):
+            with self._autocast():
+                fmap = model.features(self._prep(x, None))
+                out = model.pool(fmap) if what == "embeddings" else model.head(model.pool(fmap))
+            outs.append(out.float())
+            labels.append(y)
+        model.train(was_training)
+        if not outs:
+            return torch.zeros(0, self.num_classes, device=self.device), torch.zeros(0, dtype=torch.long)
+        return torch.cat(outs), torch.cat(labels)
+
+    def evaluate(self, model, method, split: str = "test") -> dict:
+        data = self.splits.test if split == "test" else self.splits.val
+        logits, labels = self.predict(model, data)
+        logits = method.adjust_logits(logits) if method is not None else logits
+        d = self.cfg.data
+        return compute_metrics(logits.cpu(), labels.cpu(), self.class_counts.long().tolist(), d.many_threshold,
+                               d.few_threshold, self.cfg.eval.ece_bins)
+
+    # ---------------------------------------------------------------------------- stages
+    def _context(self, model, rs: ResolvedStage, steps: int) -> StageContext:
+        def embed(split: str):
+            data = {"train": self.train_set, "val": self.splits.val, "test": self.splits.test}[split]
+            return self.predict(model, data, "embeddings")
+
+        return StageContext(
+            class_counts=self.class_counts.to(self.device), num_classes=self.num_classes, epochs=rs.cfg.epochs,
+            steps_per_epoch=steps, device=self.device, model=model, frozen_backbone=rs.train == "head",
+            embed=embed, has_val=self.splits.val is not None, log=self.log,
+        )
+
+    def _setup_stage(self, model, rs: ResolvedStage):
+        """(Re)build the head, make the method, freeze what the stage keeps fixed, and build
+        the optimiser. Deterministic, so resume can replay it before loading a checkpoint."""
+        if rs.reinit_head:
+            torch.manual_seed(derive_seed(self.cfg.seed, "head", rs.index))
+            model.head = self._to_device(make_head(self.cfg.model.head, model.feature_dim, self.num_classes))
+        steps = self._steps_per_epoch(rs)
+        ctx = self._context(model, rs, steps)
+        for p in model.backbone.parameters():
+            p.requires_grad_(rs.train == "all")
+        for p in model.head.parameters():
+            p.requires_grad_(True)
+        # 'ce+h2tf': the base method, wrapped by each plug-in; method_args holds the base's
+        # parameters and one sub-mapping per plug-in
+        parts = rs.cfg.method.split("+")
+        args = dict(rs.cfg.method_args)
+        plugin_args = {p: args.pop(p, {}) for p in parts[1:]}
+        method = make_method(parts[0], ctx, args)
+        for plugin in parts[1:]:
+            method = make_method(plugin, ctx, {"base": method, **plugin_args[plugin]})
+        torch.manual_seed(derive_seed(self.cfg.seed, "prepare", rs.index))
+        method.prepare()  # may freeze or wrap parts of the head (LWS)
+        params = [p for p in model.parameters() if p.requires_grad]
+        for m in method.modules():
+            m.to(self.device)
+            params += [p for p in m.parameters() if p.requires_grad]
+        o = rs.cfg.optimizer
+        if not params or rs.cfg.epochs == 0:
+            opt = None
+        elif o.name == "sgd":
+            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+        else:
+            opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        return method, opt
+
+    def _steps_per_epoch(self, rs: ResolvedStage) -> int:
+        return max(1, math.ceil(len(self.train_set) / rs.cfg.batch_size))
+
+    def _set_train_mode(self, model, rs: ResolvedStage):
+        model.train()
+        if rs.train == "head" and rs.backbone_bn == "frozen":
+            model.backbone.eval()
+
+    # ------------------------------------------------------------------------- one epoch
+    def _train_epoch(self, model, method, opt, rs: ResolvedStage, epoch: int) -> dict:
+        cfg = rs.cfg
+        gen = generator(self.cfg.seed, "stage", rs.index, "epoch", epoch)
+        torch.manual_seed(derive_seed(self.cfg.seed, "torch", rs.index, epoch))
+        method.on_epoch_start(epoch)
+        pool = method.sample_pool()
+        labels = self.train_set.labels
+        order = draw_epoch(labels, rs.sampler, gen, self.num_classes, epoch, cfg.epochs, pool=pool)
+        extra_orders = {name: draw_epoch(labels, kind, gen, self.num_classes, epoch, cfg.epochs, num_samples=len(order))
+                        for name, kind in method.extra_samplers.items()}
+        bs = cfg.batch_size
+        steps = math.ceil(len(order) / bs)
+        if len(order) % bs == 1 and steps > 1:
+            steps -= 1  # a last batch of one image breaks BatchNorm: drop it
+            order = order[: steps * bs]
+        self._set_train_mode(model, rs)
+        base_lr = cfg.optimizer.lr
+        t0 = time.perf_counter()
+        loss_sum, seen = 0.0, 0
+        extra_iters = {n: self.source.batches(o, bs) for n, o in extra_orders.items()}
+        progress = self._progress(steps, f"{rs.name} {epoch + 1}/{cfg.epochs}")
+        for step, (xb, yb, ib) in enumerate(self.source.batches(order, bs)):
+            if step >= steps:
+                break
+            lr = learning_rate(cfg.schedule, base_lr, epoch + step / steps, cfg.epochs, 1 / steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            extra = {}
+            for n, it in extra_iters.items():
+                xe, ye, ie = next(it)
+                extra[n] = Batch(self._prep(xe, gen if cfg.augment else None), ye, ie)
+            batch = Batch(self._prep(xb, gen if cfg.augment else None), yb, ib, extra)
+            with self._autocast():
+                loss = method.training_step(model, batch)
+            if not torch.isfinite(loss):
+                self._non_finite("loss", loss.item(), rs, epoch, step)
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.cfg.engine.grad_clip > 0 or self.scaler.is_enabled():
+                self.scaler.unscale_(opt)
+            if self.cfg.engine.grad_clip > 0:
+                gnorm = torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.cfg.engine.grad_clip)
+                if not torch.isfinite(gnorm):
+                    self._non_finite("gradient norm", gnorm.item(), rs, epoch, step)
+            self.scaler.step(opt)
+            self.scaler.update()
+            loss_sum += loss.item() * len(yb)
+            seen += len(yb)
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.4g}")
+        if progress is not None:
+            progress.close()
+        dt = time.perf_counter() - t0
+        return {"stage": rs.name, "epoch": epoch + 1, "lr": lr, "loss": loss_sum / max(seen, 1),
+                "images": seen, "seconds": round(dt, 3), "img_s": round(seen / max(dt, 1e-9), 1)}
+
+    def _progress(self, total: int, desc: str):
+        if not self.cfg.engine.progress or not sys.stderr.isatty():
+            return None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None
+        return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+    def _non_finite(self, what: str, value: float, rs: ResolvedStage, epoch: int, step: int):
+        last = self.out / CHECKPOINT
+        where = f"last good checkpoint: {last} (end of the previous epoch)" if last.exists() else "no checkpoint was written yet"
+        raise LongtailError(
+            f"{what} is {value} at stage '{rs.name}' ({rs.cfg.method}), epoch {epoch + 1}, step {step + 1}; run stopped",
+            f"lower the learning rate or set engine.grad_clip; {where}, continue with --resume after fixing the config",
+        )
+
+    # ------------------------------------------------------------------------ checkpoints
+    def _save(self, model, opt, method):
+        state = {
+            "stage": self.state.stage, "epoch": self.state.epoch,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict() if opt is not None else None,
+            "method": method.state_dict() if method is not None else {},
+            "history": self.state.history, "stage_metrics": self.state.stage_metrics,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+        }
+        ckpt.save_checkpoint(state, self.out / CHECKPOINT)
+
+    def _write_history(self):
+        rows = self.state.history
+        if not rows:
+            return
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(self.out / "history.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+    # -------------------------------------------------------------------------------- run
+    def run(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.out):
+            return self._run()
+
+    def _run(self) -> dict:
+        cfg = self.cfg
+        (self.out / "config.yaml").write_text(dump_config(cfg))
+        model = self._build_model()
+        loaded = None
+        if self.resume:
+            if (self.out / CHECKPOINT).exists() or ckpt.previous_path(self.out / CHECKPOINT).exists():
+                loaded = ckpt.load_latest(self.out / CHECKPOINT, map_location=self.device, log=self.log)
+                self.state = RunState(loaded["stage"], loaded["epoch"], loaded["history"], loaded["stage_metrics"])
+                self.log(f"resuming {self.out} at stage {self.state.stage + 1}, epoch {self.state.epoch}")
+            else:
+                self.log(f"--resume: no checkpoint in {self.out}, starting from scratch")
+        elif (self.out / CHECKPOINT).exists():
+            raise LongtailError(f"{self.out} already holds a run", "pass --resume to continue it, or --out for a new folder")
+        t_run = time.perf_counter()
+        method = None
+        for rs in self.stages:
+            if rs.index < self.state.stage:
+                continue
+            mid_stage = loaded is not None and self.state.epoch > 0
+            if loaded is not None and not mid_stage:
+                model.load_state_dict(loaded["model"])  # a stage boundary: weights before set-up
+            method, opt = self._setup_stage(model, rs)
+            if mid_stage:
+                model.load_state_dict(loaded["model"])
+                if opt is not None and loaded["optimizer"] is not None:
+                    opt.load_state_dict(loaded["optimizer"])
+                method.load_state_dict(loaded["method"])
+                if loaded.get("scaler"):
+                    self.scaler.load_state_dict(loaded["scaler"])
+            loaded = None
+            self.log(f"== {rs.name}: {rs.cfg.method}, {rs.cfg.epochs} epochs, sampler {rs.sampler}, "
+                     f"train {rs.train}{', new head' if rs.reinit_head else ''}")
+            for epoch in range(self.state.epoch, rs.cfg.epochs):
+                row = self._train_epoch(model, method, opt, rs, epoch)
+                if rs.cfg.eval_every and (epoch + 1) % rs.cfg.eval_every == 0 and epoch + 1 < rs.cfg.epochs:
+                    m = self.evaluate(model, method)
+                    row.update(test_acc=round(m["overall"], 2))
+                self.state.history.append(row)
+                self.state.epoch = epoch + 1
+                self._save(model, opt, method)
+                self._write_history()
+                self.log("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "stage"))
+            method.finish()
+            m = self.evaluate(model, method)
+            entry = {"stage": rs.name, "method": rs.cfg.method, "metrics": m}
+            if self.splits.val is not None:
+                entry["val"] = {k: v for k, v in self.evaluate(model, method, "val").items() if k != "confusion_matrix"}
+            self.state.stage_metrics.append(entry)
+            self.log(f"  {rs.name} test: overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  "
+                     f"ece {m['ece']:.2f}")
+            self.state.stage, self.state.epoch = rs.index + 1, 0
+            self._save(model, None, None)
+        final = self.state.stage_metrics[-1]["metrics"]
+        self._write_outputs(model, final, time.perf_counter() - t_run)
+        return final
+
+    def _write_outputs(self, model, final: dict, wall_s: float):
+        torch.save(model.state_dict(), self.out / "model.pt")
+        out = {k: v for k, v in final.items() if k != "confusion_matrix"}
+        out["stages"] = [{"stage": e["stage"], "method": e["method"],
+                          **{k: v for k, v in e["metrics"].items() if k != "confusion_matrix"},
+                          **({"val": e["val"]} if "val" in e else {})} for e in self.state.stage_metrics]
+        out["confusion_matrix"] = final["confusion_matrix"]
+        out["run"] = {"name": self.cfg.name, "seed": self.cfg.seed, "wall_s_this_process": round(wall_s, 1),
+                      "train_images": len(self.train_set), "machine": machine_description(self.device),
+                      "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+        tmp = self.out / ".metrics.json.tmp"
+        tmp.write_text(json.dumps(out, indent=1))
+        tmp.replace(self.out / "metrics.json")
+        self._write_history()
+        if self.cfg.eval.plots:
+            from longtail.evaluation.report import write_run_plots
+
+            write_run_plots(self.out, self.state.stage_metrics, self.train_set.class_names, self.class_counts.long().tolist(),
+                            self.cfg.eval.ece_bins)

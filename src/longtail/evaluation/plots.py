@@ -1,0 +1,88 @@
+"""PNG plots of a run: per-class accuracy against training count, the confusion matrix, and
+the reliability diagram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str = "") -> Path:
+    """Per-class accuracy (y) against training images of the class (x, log scale), one line
+    per entry of ``series`` (e.g. each stage, or each method)."""
+    plt = _plt()
+    counts = np.asarray(class_counts)
+    order = np.argsort(-counts, kind="stable")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for name, acc in series.items():
+        a = np.array([np.nan if v is None else v for v in acc], dtype=float)
+        ax.plot(counts[order], a[order], marker="o", ms=3, label=name)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("training images of the class (log scale, head → tail)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "per-class accuracy")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(cm, path: Path, class_names=None) -> Path:
+    plt = _plt()
+    cm = np.asarray(cm, dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    n = len(cm)
+    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * n, 14),) * 2, dpi=120)
+    im = ax.imshow(100 * norm, cmap="Blues", vmin=0, vmax=100)
+    if n <= 30:
+        names = class_names or [str(i) for i in range(n)]
+        ax.set_xticks(range(n), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(n), names, fontsize=7)
+        if n <= 15:
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (classes in id order; class 0 has the most training images)")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="% of the true class")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability(reliability: dict, path: Path, ece: float | None = None) -> Path:
+    """Bars: accuracy per confidence bin (from :func:`metrics.reliability_bins`); the
+    diagonal is perfect calibration."""
+    plt = _plt()
+    acc = np.array([np.nan if a is None else a for a in reliability["accuracy"]], dtype=float)
+    bins = len(acc)
+    centers = (np.arange(bins) + 0.5) / bins
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    ax.bar(centers, np.nan_to_num(acc), width=1 / bins, edgecolor="k", alpha=0.8, label="accuracy")
+    ax.plot([0, 1], [0, 1], "r--", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability" + (f" (ECE {ece:.2f}%)" if ece is not None else ""))
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,138 @@
+"""The Method interface: what a method adds to a stage. The engine calls these hooks and never
+asks which method it runs.
+
+A training step, as the engine runs it (``Method.training_step``'s default)::
+
+    fmap   = model.features(x)            # no_grad when the backbone is frozen
+    fmap   = method.transform_features(fmap, batch)   # training-time hooks (H2TF, PIF)
+    emb    = model.pool(fmap)
+    logits = model.head(emb)
+    loss   = method.loss(logits, batch)
+
+and at evaluation ``method.adjust_logits(model(x))`` (post-hoc corrections). Methods with
+hyper-parameters declare them in ``params`` (name -> default); ``method_args`` in the stage
+config may set only those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from longtail.errors import LongtailError
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # augmented, normalised images
+    y: torch.Tensor
+    index: torch.Tensor  # positions in the training set
+    extra: dict[str, "Batch"] = field(default_factory=dict)  # batches from extra samplers
+
+
+@dataclass
+class StageContext:
+    """What a method may know about the stage it runs in."""
+
+    class_counts: torch.Tensor  # training images per class (float)
+    num_classes: int
+    epochs: int
+    steps_per_epoch: int
+    device: torch.device
+    model: nn.Module
+    frozen_backbone: bool = False
+    # embeddings (pooled features) and labels of a split ("train", "val"), computed on demand
+    embed: Callable[[str], tuple[torch.Tensor, torch.Tensor]] | None = None
+    has_val: bool = False
+    log: Callable[[str], None] = print
+
+
+class Method:
+    """Plain cross-entropy; subclasses override what they change."""
+
+    id = "ce"
+    params: dict[str, Any] = {}
+    # defaults for the stage keys left empty in the config
+    stage_defaults: dict[str, Any] = {"sampler": "instance", "train": "all", "reinit_head": False}
+    # extra batches the training step needs: name -> sampler (H2TF's head batch)
+    extra_samplers: dict[str, str] = {}
+
+    def __init__(self, ctx: StageContext, **args):
+        unknown = set(args) - set(self.params)
+        if unknown:
+            raise LongtailError(
+                f"method '{self.id}' has no parameter(s) {sorted(unknown)}",
+                f"its method_args are {sorted(self.params) or 'none'}",
+            )
+        self.ctx = ctx
+        self.args = {**self.params, **args}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Called once at the start of the stage, after the head is (re)built."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each epoch (DRW switches weights on; IP-DPP redraws its subset)."""
+
+    def sample_pool(self) -> torch.Tensor | None:
+        """Training-set indices the epoch may draw from (None: all)."""
+        return None
+
+    def finish(self) -> None:
+        """Called at the end of the stage (post-hoc head surgery)."""
+
+    def modules(self) -> list[nn.Module]:
+        """Modules with trainable parameters the method owns (e.g. a projection head)."""
+        return []
+
+    # -- the step --------------------------------------------------------------------------
+    def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return fmap
+
+    def training_step(self, model, batch: Batch) -> torch.Tensor:
+        if self.ctx.frozen_backbone:
+            with torch.no_grad():
+                fmap = model.features(batch.x)
+        else:
+            fmap = model.features(batch.x)
+        fmap = self.transform_features(fmap, batch)
+        logits = model.head(model.pool(fmap))
+        return self.loss(logits, batch)
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), batch.y)
+
+    def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+    # -- resume ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    METHODS[cls.id] = cls
+    return cls
+
+
+def method_class(method_id: str) -> type[Method]:
+    if method_id not in METHODS:
+        raise LongtailError(f"unknown method '{method_id}'", f"stage.method must be one of {sorted(METHODS)}")
+    return METHODS[method_id]
+
+
+def make_method(method_id: str, ctx: StageContext, args: dict | None = None) -> Method:
+    return method_class(method_id)(ctx, **(args or {}))
+
+
+register(Method)

@@ -1,0 +1,73 @@
+"""CIFAR-style ResNet-32 (He et al. 2016, §4.2): 3 stages of 5 basic blocks, 16/32/64 channels,
+option-A (zero-padding) shortcuts, as used by LDAM-DRW and most long-tail CIFAR papers.
+Any number of input channels (1 for Fashion-MNIST)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class _PadShortcut(nn.Module):
+    """Option A: subsample spatially and zero-pad the new channels (no parameters)."""
+
+    def __init__(self, planes: int):
+        super().__init__()
+        self.pad = planes // 4
+
+    def forward(self, x):
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = _PadShortcut(planes) if stride != 1 or in_planes != planes else nn.Identity()
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNetCifar(nn.Module):
+    """Backbone only: ``forward(x)`` returns the last feature map (B x 64 x H/4 x W/4)."""
+
+    def __init__(self, num_blocks=(5, 5, 5), in_channels: int = 3, widths=(16, 32, 64)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, in_planes = [], widths[0]
+        for i, (n, planes) in enumerate(zip(num_blocks, widths)):
+            blocks = []
+            for j in range(n):
+                blocks.append(BasicBlock(in_planes, planes, 2 if (i > 0 and j == 0) else 1))
+                in_planes = planes
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.out_features = in_planes
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+
+def resnet32(in_channels: int = 3) -> ResNetCifar:
+    return ResNetCifar((5, 5, 5), in_channels)
+
+
+def resnet20(in_channels: int = 3) -> ResNetCifar:
+    return ResNetCifar((3, 3, 3), in_channels)
+
+
+def resnet8(in_channels: int = 3) -> ResNetCifar:
+    """A tiny 8-layer variant for tests and smoke runs."""
+    return ResNetCifar((1, 1, 1), in_channels)
