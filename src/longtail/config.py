@@ -188,7 +188,7 @@ def _convert(value, tp, key: str):
     if origin is list:
         if not isinstance(value, list):
             raise LongtailError(f"config: {key} must be a list, got {type(value).__name__} {value!r}", f"write {key} as a YAML list")
-        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else value
+        return [_convert(v, args[0], f"{key}.{i}") for i, v in enumerate(value)] if args else value
     if origin is dict:
         if not isinstance(value, dict):
             raise LongtailError(f"config: {key} must be a mapping, got {type(value).__name__}", f"write {key} as a YAML mapping")

@@ -84,13 +84,13 @@ class Trainer:
         self.out = Path(out_dir)
         self.resume = resume
         self.log = log or (lambda msg: print(msg, flush=True))
+        self.stages = [resolve_stage(i, s) for i, s in enumerate(cfg.stages)]  # unknown methods fail here, before any data is read
         self.device = setup_process(cfg.engine)
         self.splits = splits or build_splits(cfg.data)
         self.train_set = self.splits.train
         self.num_classes = self.train_set.num_classes
         self.class_counts = torch.tensor(self.train_set.class_counts(), dtype=torch.float32)
         self.source = BatchSource(self.train_set, self.device, cfg.data.workers)
-        self.stages = [resolve_stage(i, s) for i, s in enumerate(cfg.stages)]
         self.state = RunState()
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.engine.precision)
         info, ch = self.splits.info, self.train_set.channels

@@ -43,7 +43,7 @@ def expected_calibration_error(confidence, correct, bins: int = 15) -> float:
         m = idx == b
         if m.any():
             ece += m.mean() * abs(corr[m].mean() - conf[m].mean())
-    return 100.0 * ece
+    return float(100.0 * ece)
 
 
 def reliability_bins(confidence, correct, bins: int = 15) -> dict:

@@ -1,0 +1,40 @@
+import pytest
+
+from longtail.config import dump_config, load_config
+from longtail.errors import LongtailError
+
+
+def test_unknown_key_lists_valid_keys_and_suggests(tmp_path):
+    (tmp_path / "c.yaml").write_text("data:\n  imbalance: 10\n")
+    with pytest.raises(LongtailError) as e:
+        load_config(tmp_path / "c.yaml")
+    msg = str(e.value)
+    assert "unknown key 'data.imbalance'" in msg and "imbalance_factor" in msg and "dataset" in msg
+
+
+@pytest.mark.parametrize("override,match", [
+    ("stages.0.epochs=-2", "stages.0.epochs"),
+    ("data.imbalance_factor=0.5", "imbalance_factor"),
+    ("model.head=round", "one of"),
+    ("stages.0.sampler=weird", "sampler"),
+    ("seed=abc", "must be int"),
+    ("stages.3.epochs=1", "not an index"),
+])
+def test_bad_values_name_the_key(override, match):
+    with pytest.raises(LongtailError, match=match):
+        load_config(None, [override])
+
+
+def test_overrides_and_round_trip(tmp_path):
+    cfg = load_config("configs/demo.yaml", ["stages.1.epochs=3", "data.imbalance_factor=50"])
+    assert cfg.stages[1].epochs == 3 and cfg.data.imbalance_factor == 50.0 and cfg.stages[1].method == "crt"
+    (tmp_path / "r.yaml").write_text(dump_config(cfg))
+    assert load_config(tmp_path / "r.yaml") == cfg
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(LongtailError, match="not found"):
+        load_config(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [1, 2\n")
+    with pytest.raises(LongtailError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")

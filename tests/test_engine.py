@@ -1,0 +1,123 @@
+"""The engine on a tiny MNIST-format set: two stages, resume, NaN guard, run-folder lock."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import write_mnist_folder
+from longtail.config import load_config
+from longtail.engine import trainer as trainer_mod
+from longtail.engine.runtime import RunLock
+from longtail.engine.trainer import Trainer
+from longtail.errors import LongtailError
+
+
+def tiny_cfg(root, *extra):
+    return load_config(None, [
+        "data.dataset=mnist", f"data.root={root}", "data.imbalance_factor=10", "model.arch=resnet8",
+        "engine.threads=2", "engine.progress=false", "eval.plots=false",
+        "stages=[{method: ce, epochs: 3, batch_size: 32, optimizer: {lr: 0.05}}, {method: crt, epochs: 2, batch_size: 32}]",
+        *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return write_mnist_folder(tmp_path_factory.mktemp("tiny"), n_train_per_class=[60] * 10, n_test_per_class=10)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    Trainer(tiny_cfg(tiny_root), out, log=lambda m: None).run()
+    return out
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kill_after", [1, 3, 4])
+def test_resume_is_bit_exact(tiny_root, reference_run, tmp_path, monkeypatch, kill_after):
+    """Stop the run after ``kill_after`` epochs (inside stage 1, at the stage boundary, inside
+    stage 2), resume in a new Trainer, and compare every weight to the uninterrupted run."""
+    real = trainer_mod.Trainer._train_epoch
+    calls = {"n": 0}
+
+    def dying(self, *a, **k):
+        if calls["n"] == kill_after:
+            raise Killed()
+        calls["n"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    with pytest.raises(Killed):
+        Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)
+    with pytest.raises(LongtailError, match="--resume"):
+        Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
+    Trainer(tiny_cfg(tiny_root), tmp_path, resume=True, log=lambda m: None).run()
+    a = torch.load(reference_run / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ma = json.loads((reference_run / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "metrics.json").read_text())
+    assert ma["per_class"] == mb["per_class"]
+    assert len(mb["stages"]) == 2
+
+
+def test_run_outputs_and_frozen_backbone(reference_run):
+    m = json.loads((reference_run / "metrics.json").read_text())
+    for key in ("overall", "many", "medium", "few", "ece", "per_class", "class_counts"):
+        assert key in m
+    assert m["class_counts"] == [60, 46, 35, 27, 21, 16, 12, 10, 7, 6]
+    hist = (reference_run / "history.csv").read_text().splitlines()
+    assert len(hist) == 1 + 5
+    assert m["overall"] > 30  # the bars make the task easy: far above chance (10%)
+
+
+def test_crt_keeps_backbone_and_trains_only_head(tiny_root, reference_run, tmp_path):
+    """Stage 1 alone (same seed) ends where the two-stage run's stage 2 starts; after cRT the
+    backbone (weights and BN statistics) is unchanged and the head is new."""
+    cfg1 = tiny_cfg(tiny_root, "stages=[{method: ce, epochs: 3, batch_size: 32, optimizer: {lr: 0.05}}]")
+    Trainer(cfg1, tmp_path, log=lambda m: None).run()
+    before = torch.load(tmp_path / "model.pt", weights_only=True)
+    after = torch.load(reference_run / "model.pt", weights_only=True)
+    for k in before:
+        if k.startswith("backbone."):
+            assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+
+
+def test_nan_loss_stops_with_message(tiny_root, tmp_path, monkeypatch):
+    from longtail.methods.base import Method
+
+    real = Method.loss
+    calls = {"n": 0}
+
+    def poisoned(self, logits, batch):
+        calls["n"] += 1
+        out = real(self, logits, batch)
+        return out * float("nan") if calls["n"] == 12 else out
+
+    monkeypatch.setattr(Method, "loss", poisoned)
+    with pytest.raises(LongtailError) as e:
+        Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
+    msg = str(e.value)
+    assert "loss is nan" in msg and "epoch 2" in msg and "checkpoint.pt" in msg
+
+
+def test_run_lock_refuses_live_owner_and_takes_over_stale(tmp_path):
+    with RunLock(tmp_path):
+        (tmp_path / ".lock").write_text("1")  # pid 1 is alive
+        with pytest.raises(LongtailError, match="in use by process 1"):
+            RunLock(tmp_path).acquire()
+        (tmp_path / ".lock").write_text(str(os.getpid()))
+    (tmp_path / ".lock").write_text("999999999")  # no such process
+    lock = RunLock(tmp_path).acquire()
+    assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    lock.release()
