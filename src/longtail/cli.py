@@ -109,6 +109,13 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from longtail.bench import run_suite
+
+    run_suite(Path(args.suite), args.runs, args.results, args.overrides)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="longtail", description="Long-tailed visual recognition on one engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -125,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="class counts, imbalance and many/medium/few split of a config's data")
     _add_config_args(i)
     i.set_defaults(func=cmd_info)
+    b = sub.add_parser("bench", help="run a benchmark suite (finished runs are skipped, interrupted ones resumed)")
+    b.add_argument("suite", help="suite file, e.g. benchmarks/suites/fashion_mnist_lt_baselines.yaml")
+    b.add_argument("--runs", help="folder for the runs (default runs/bench/<suite>)")
+    b.add_argument("--results", help="folder for results (default benchmarks/results)")
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key in every run, e.g. --set stages.0.epochs=1")
+    b.set_defaults(func=cmd_bench)
     f = sub.add_parser("fetch", help="make sure a data set is on disk (Fashion-MNIST)")
     f.add_argument("dataset", choices=["fashion_mnist"])
     f.add_argument("--root", help="where to put the files if they must be downloaded")

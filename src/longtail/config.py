@@ -49,6 +49,9 @@ class DataConfig:
 class ModelConfig:
     arch: str = "resnet32"
     head: Literal["linear", "cosine"] = "linear"
+    # start from these weights (a run folder or its model.pt): decoupled methods re-use one
+    # stage-1 run instead of training it again
+    init: str = ""
 
 
 @dataclass
@@ -143,6 +146,9 @@ class EvalConfig:
 class RunConfig:
     name: str = "run"
     seed: int = 0
+    # stages before this index count as done by the weights in model.init (a finished run
+    # of the same earlier stages): decoupled methods re-use one stage-1 run
+    start_stage: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -152,6 +158,9 @@ class RunConfig:
 
     def validate(self, p: str):
         _require(len(self.stages) >= 1, "stages", self.stages, "needs at least one stage")
+        _require(0 <= self.start_stage < len(self.stages), "start_stage", self.start_stage, "must index a stage")
+        _require(self.start_stage == 0 or bool(self.model.init), "start_stage", self.start_stage,
+                 "needs model.init: the finished run whose weights stand for the skipped stages")
 
 
 def _require(ok: bool, key: str, value, why: str):

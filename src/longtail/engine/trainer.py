@@ -40,6 +40,19 @@ from longtail.models import build_model, make_head
 CHECKPOINT = "checkpoint.pt"
 
 
+def load_weights(path: str | Path) -> dict:
+    """A model state dict from a run folder (its model.pt) or a model.pt file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.pt"
+    if not p.is_file():
+        raise LongtailError(f"model.init: no weights at {p}", "point model.init at a finished run folder or its model.pt")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # a damaged or foreign file
+        raise LongtailError(f"model.init: cannot load {p} ({type(e).__name__}: {e})", "use a model.pt written by longtail") from None
+
+
 @dataclass
 class ResolvedStage:
     index: int
@@ -104,6 +117,12 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         torch.manual_seed(derive_seed(self.cfg.seed, "model"))
         model = build_model(self.cfg.model.arch, self.num_classes, self.train_set.channels, self.cfg.model.head)
+        if self.cfg.model.init:
+            try:
+                model.load_state_dict(load_weights(self.cfg.model.init))
+            except RuntimeError as e:
+                raise LongtailError(f"model.init: weights in {self.cfg.model.init} do not fit {self.cfg.model.arch}/"
+                                    f"{self.cfg.model.head} ({str(e).splitlines()[0]})", "use a run with the same model section") from None
         return self._to_device(model)
 
     def _to_device(self, module: nn.Module) -> nn.Module:
@@ -321,6 +340,8 @@ class Trainer:
                 self.log(f"--resume: no checkpoint in {self.out}, starting from scratch")
         elif (self.out / CHECKPOINT).exists():
             raise LongtailError(f"{self.out} already holds a run", "pass --resume to continue it, or --out for a new folder")
+        elif cfg.start_stage:
+            self.state = RunState(stage=cfg.start_stage, stage_metrics=self._inherited_metrics())
         t_run = time.perf_counter()
         method = None
         for rs in self.stages:
@@ -363,6 +384,14 @@ class Trainer:
         final = self.state.stage_metrics[-1]["metrics"]
         self._write_outputs(model, final, time.perf_counter() - t_run)
         return final
+
+    def _inherited_metrics(self) -> list[dict]:
+        """Per-stage results of the skipped stages, from the init run's checkpoint."""
+        init = Path(self.cfg.model.init)
+        path = (init if init.is_dir() else init.parent) / CHECKPOINT
+        if not path.exists():
+            return []
+        return ckpt.load_latest(path, log=self.log)["stage_metrics"][: self.cfg.start_stage]
 
     def _write_outputs(self, model, final: dict, wall_s: float):
         torch.save(model.state_dict(), self.out / "model.pt")

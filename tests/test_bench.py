@@ -1,0 +1,62 @@
+"""A suite of two methods x two seeds on a tiny MNIST-format set: results files, skipping of
+finished runs, and stage-1 reuse that is bit-identical to running both stages."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from conftest import write_mnist_folder
+from longtail.bench import load_suite, run_suite
+from longtail.config import load_config
+from longtail.engine.trainer import Trainer
+from longtail.errors import LongtailError
+
+STAGE1 = {"method": "ce", "epochs": 2, "batch_size": 32, "optimizer": {"lr": 0.05}}
+
+
+def _write(tmp_path, root):
+    common = {"data": {"dataset": "mnist", "root": str(root), "imbalance_factor": 10}, "model": {"arch": "resnet8"},
+              "engine": {"threads": 2, "progress": False}, "eval": {"plots": False}}
+    (tmp_path / "ce.yaml").write_text(yaml.safe_dump({**common, "stages": [STAGE1]}))
+    (tmp_path / "crt.yaml").write_text(yaml.safe_dump({**common, "stages": [STAGE1, {"method": "crt", "epochs": 1, "batch_size": 32}]}))
+    suite = {"suite": "tiny", "tier": "test", "seeds": [0, 1],
+             "methods": {"crt": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce"}, "ce": str(tmp_path / "ce.yaml")}}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    return tmp_path / "suite.yaml"
+
+
+def test_suite_results_skip_and_reuse(tmp_path):
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    out = run_suite(suite, tmp_path / "runs", tmp_path / "results", log=lambda m: None)
+    res = json.loads((out / "results.json").read_text())
+    assert [(r["method"], r["seed"]) for r in res["runs"]] == [("ce", 0), ("ce", 1), ("crt", 0), ("crt", 1)]
+    for r in res["runs"]:
+        assert set(r["metrics"]) >= {"overall", "head", "tail", "tail3", "ece", "per_class", "many", "medium", "few"}
+        assert r["command"].startswith("longtail bench") and r["torch"] and r["machine"]
+    md = (out / "results.md").read_text()
+    assert "| ce | 2 |" in md and "| crt | 2 |" in md and "±" in md
+    # the reused cRT equals the standalone two-stage config, bit for bit
+    cfg = load_config(tmp_path / "crt.yaml", ["seed=1"])
+    Trainer(cfg, tmp_path / "standalone", log=lambda m: None).run()
+    a = torch.load(tmp_path / "standalone" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "runs" / "crt" / "seed1" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    crt_metrics = json.loads((tmp_path / "runs" / "crt" / "seed1" / "metrics.json").read_text())
+    assert [s["method"] for s in crt_metrics["stages"]] == ["ce", "crt"]  # stage 1 inherited
+    # a second call finds everything finished and trains nothing
+    msgs = []
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    assert "4 already finished" in msgs[0] and not any(m.startswith("[") for m in msgs)
+
+
+def test_reuse_refuses_a_different_stage1(tmp_path):
+    root = write_mnist_folder(tmp_path / "data")
+    suite = _write(tmp_path, root)
+    data = yaml.safe_load((tmp_path / "crt.yaml").read_text())
+    data["stages"][0]["epochs"] = 3
+    (tmp_path / "crt.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(LongtailError, match="cannot reuse"):
+        load_suite(suite, tmp_path / "runs")
