@@ -121,3 +121,13 @@ def test_run_lock_refuses_live_owner_and_takes_over_stale(tmp_path):
     lock = RunLock(tmp_path).acquire()
     assert (tmp_path / ".lock").read_text() == str(os.getpid())
     lock.release()
+
+
+def test_eval_reproduces_the_run_metrics(reference_run, tmp_path, capsys):
+    from longtail.cli import main
+
+    assert main(["eval", str(reference_run), "--json", str(tmp_path / "m.json")]) == 0
+    again = json.loads((tmp_path / "m.json").read_text())
+    saved = json.loads((reference_run / "metrics.json").read_text())
+    assert again["per_class"] == saved["per_class"] and again["ece"] == pytest.approx(saved["ece"])
+    assert "| stage2 | crt |" in capsys.readouterr().out
