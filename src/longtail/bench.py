@@ -44,6 +44,7 @@ class SuiteRun:
     cfg: RunConfig
     run_dir: Path
     reuse: str | None
+    standalone: RunConfig | None = None  # a reusing run's own full config (all stages)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -86,13 +87,15 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
             data = apply_overrides(copy.deepcopy(base_data), overrides + [f"seed={seed}"])
             run_dir = runs_root / mid / f"seed{seed}"
             reuse = spec.get("reuse")
+            standalone = None
             if reuse:
                 base_cfg = next(r.cfg for r in runs if r.method == reuse and r.seed == seed)
                 _check_reusable(mid, data, base_cfg)
-                data["model"]["init"] = str(runs_root / reuse / f"seed{seed}")
+                standalone = from_dict(RunConfig, copy.deepcopy(data))
+                data.setdefault("model", {})["init"] = str(runs_root / reuse / f"seed{seed}")
                 data["start_stage"] = 1
             cfg = from_dict(RunConfig, data)
-            runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse))
+            runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, standalone))
     return {"suite": name, "tier": suite.get("tier", ""), "seeds": seeds, "path": str(path)}, runs
 
 
@@ -111,7 +114,8 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
 
     meta, runs = load_suite(path, runs_root, extra_set)
     out = Path(results_root or Path("benchmarks/results")) / meta["suite"]
-    todo = [r for r in runs if not (r.run_dir / "metrics.json").exists()]
+    recorded = _recorded_rows(out, runs)
+    todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and (r.method, r.seed) not in recorded]
     log(f"suite {meta['suite']}: {len(runs)} runs, {len(runs) - len(todo)} already finished")
     t0 = time.perf_counter()
     for i, r in enumerate(todo):
@@ -123,9 +127,14 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         if not resume:
             (r.run_dir / "commit.txt").write_text(_git_commit() + "\n")
         t = time.perf_counter()
-        Trainer(r.cfg, r.run_dir, resume=resume, log=lambda m: None).run()
+        cfg = r.cfg
+        if r.reuse and not (Path(cfg.model.init) / "model.pt").exists():
+            # the stage-1 run is recorded but its folder is gone (a fresh checkout): run all
+            # stages, which gives the same weights as re-using it would
+            cfg = r.standalone
+        Trainer(cfg, r.run_dir, resume=resume, log=lambda m: None).run()
         (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
-    write_results(meta, runs, out)
+        write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
     log(f"results: {out / 'results.json'}, {out / 'results.md'}")
     return out
 
@@ -139,12 +148,25 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def write_results(meta: dict, runs: list[SuiteRun], out: Path) -> None:
+def _recorded_rows(out: Path, runs: list[SuiteRun]) -> dict:
+    """Rows of an earlier results.json whose run config is unchanged: those runs are done,
+    even in a fresh checkout without the run folders."""
+    f = out / "results.json"
+    if not f.exists():
+        return {}
+    want = {(r.method, r.seed): to_dict(r.cfg) for r in runs}
+    rows = json.loads(f.read_text()).get("runs", [])
+    return {(x["method"], x["seed"]): x for x in rows if want.get((x["method"], x["seed"])) == x.get("config")}
+
+
+def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in runs:
         mfile = r.run_dir / "metrics.json"
         if not mfile.exists():
+            if recorded and (r.method, r.seed) in recorded:
+                rows.append(recorded[(r.method, r.seed)])
             continue
         m = json.loads(mfile.read_text())
         wall = (r.run_dir / "wall_s.txt").read_text().strip() if (r.run_dir / "wall_s.txt").exists() else None
