@@ -177,7 +177,7 @@ class Trainer:
         return StageContext(
             class_counts=self.class_counts.to(self.device), num_classes=self.num_classes, epochs=rs.cfg.epochs,
             steps_per_epoch=steps, device=self.device, model=model, frozen_backbone=rs.train == "head",
-            embed=embed, has_val=self.splits.val is not None, log=self.log,
+            embed=embed, has_val=self.splits.val is not None, log=self.log, seed=self.cfg.seed, stage_index=rs.index,
         )
 
     def _setup_stage(self, model, rs: ResolvedStage):
@@ -255,7 +255,8 @@ class Trainer:
             for n, it in extra_iters.items():
                 xe, ye, ie = next(it)
                 extra[n] = Batch(self._prep(xe, gen if cfg.augment else None), ye, ie)
-            batch = Batch(self._prep(xb, gen if cfg.augment else None), yb, ib, extra)
+            batch = Batch(self._prep(xb, gen if cfg.augment else None), yb, ib, extra,
+                          view=lambda xb=xb: self._prep(xb, gen if cfg.augment else None))
             with self._autocast():
                 loss = method.training_step(model, batch)
             if not torch.isfinite(loss):

@@ -32,6 +32,8 @@ class Batch:
     y: torch.Tensor
     index: torch.Tensor  # positions in the training set
     extra: dict[str, "Batch"] = field(default_factory=dict)  # batches from extra samplers
+    # another independently augmented view of the same images (two-view methods, e.g. BNS)
+    view: Callable[[], torch.Tensor] | None = None
 
 
 @dataclass
@@ -49,6 +51,8 @@ class StageContext:
     embed: Callable[[str], tuple[torch.Tensor, torch.Tensor]] | None = None
     has_val: bool = False
     log: Callable[[str], None] = print
+    seed: int = 0  # the run's seed (methods derive their own random streams from it)
+    stage_index: int = 0
 
 
 class Method:

@@ -1,0 +1,62 @@
+"""BNS stage 1 (representation learning) and the linear-probing classifier stage
+(Lin & Yuan 2025, §4.1; the linear probe is their representation metric)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from longtail.losses.bns import bns_code_loss, bns_paper_loss
+from longtail.methods.base import Batch, Method, register
+
+
+def projection_head(in_dim: int, out_dim: int) -> nn.Module:
+    """SimCLR's projection MLP (Chen et al. 2020): Linear → ReLU → Linear."""
+    return nn.Sequential(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+
+
+@register
+class BNS(Method):
+    """Balanced Negative Sampling: two views → backbone → pool → projection head → BNS loss
+    (:mod:`longtail.losses.bns`). ``form: code`` (default; the released code) or ``paper``.
+    Trains the backbone and the projection head; the classifier head is left to a later
+    stage (``linear_probe`` or ``ipdpp``)."""
+
+    id = "bns"
+    params = {"form": "code", "temperature": 0.5, "proj_dim": 128, "negatives_per_class": 1.0}
+
+    def prepare(self):
+        if self.args["form"] not in ("code", "paper"):
+            from longtail.errors import LongtailError
+
+            raise LongtailError(f"bns: form '{self.args['form']}' is not 'code' or 'paper'", "set method_args.form")
+        self.proj = projection_head(self.ctx.model.feature_dim, int(self.args["proj_dim"])).to(self.ctx.device)
+        for p in self.ctx.model.head.parameters():
+            p.requires_grad_(False)  # the classifier is not part of the representation stage
+
+    def modules(self):
+        return [self.proj]
+
+    def training_step(self, model, batch: Batch) -> torch.Tensor:
+        if batch.view is None:
+            raise RuntimeError("BNS needs two views: the engine must provide Batch.view")
+        z1 = self.proj(model.pool(model.features(batch.x)))
+        z2 = self.proj(model.pool(model.features(batch.view())))
+        t = self.args["temperature"]
+        if self.args["form"] == "code":
+            return bns_code_loss(torch.cat([z1, z2]), torch.cat([batch.y, batch.y]), t)
+        return bns_paper_loss(z1, z2, batch.y, t, self.args["negatives_per_class"])
+
+    def state_dict(self):
+        return {"proj": self.proj.state_dict()}
+
+    def load_state_dict(self, state):
+        self.proj.load_state_dict(state["proj"])
+
+
+@register
+class LinearProbe(Method):
+    """A new linear classifier on the frozen backbone, plain CE on the instance sampler."""
+
+    id = "linear_probe"
+    stage_defaults = {"sampler": "instance", "train": "head", "reinit_head": True}
