@@ -12,8 +12,9 @@ A suite file names the method configs and the seeds::
 
 ``reuse: ce`` runs only the stages after the first, starting from the ``ce`` run of the same
 seed (its stage 1 must be configured identically; this is checked), so every decoupled
-method shares one stage-1 model. Finished runs (``metrics.json`` present) are skipped and
-interrupted ones resumed, so a killed bench continues where it stopped.
+method shares one stage-1 model. Finished runs (``metrics.json`` in the run folder, or a row
+of ``results.json`` with the same config) are skipped and interrupted ones resumed, so a
+killed bench continues where it stopped; results are written after every run.
 
 Outputs in ``benchmarks/results/<suite>/``: ``results.json`` (PROTOCOL.md schema) and
 ``results.md`` (mean ± sample std over seeds), both made from the runs alone.
@@ -44,7 +45,6 @@ class SuiteRun:
     cfg: RunConfig
     run_dir: Path
     reuse: str | None
-    standalone: RunConfig | None = None  # a reusing run's own full config (all stages)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -87,15 +87,13 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
             data = apply_overrides(copy.deepcopy(base_data), overrides + [f"seed={seed}"])
             run_dir = runs_root / mid / f"seed{seed}"
             reuse = spec.get("reuse")
-            standalone = None
             if reuse:
                 base_cfg = next(r.cfg for r in runs if r.method == reuse and r.seed == seed)
                 _check_reusable(mid, data, base_cfg)
-                standalone = from_dict(RunConfig, copy.deepcopy(data))
                 data.setdefault("model", {})["init"] = str(runs_root / reuse / f"seed{seed}")
                 data["start_stage"] = 1
             cfg = from_dict(RunConfig, data)
-            runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, standalone))
+            runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse))
     return {"suite": name, "tier": suite.get("tier", ""), "seeds": seeds, "path": str(path)}, runs
 
 
@@ -116,7 +114,13 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     out = Path(results_root or Path("benchmarks/results")) / meta["suite"]
     recorded = _recorded_rows(out, runs)
     todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and (r.method, r.seed) not in recorded]
-    log(f"suite {meta['suite']}: {len(runs)} runs, {len(runs) - len(todo)} already finished")
+    # a reusing run needs its base run's weights; a base that is recorded but whose folder is
+    # gone (a fresh checkout) is trained again first (deterministic: the same numbers)
+    missing = {(r.reuse, r.seed) for r in todo if r.reuse and not (Path(r.cfg.model.init) / "model.pt").exists()}
+    bases = [r for r in runs if (r.method, r.seed) in missing and r not in todo]
+    log(f"suite {meta['suite']}: {len(runs)} runs, {len(runs) - len(todo)} already finished"
+        + (f"; re-training {len(bases)} recorded base run(s) whose weights are reused" if bases else ""))
+    todo = bases + todo
     t0 = time.perf_counter()
     for i, r in enumerate(todo):
         done = i
@@ -127,12 +131,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         if not resume:
             (r.run_dir / "commit.txt").write_text(_git_commit() + "\n")
         t = time.perf_counter()
-        cfg = r.cfg
-        if r.reuse and not (Path(cfg.model.init) / "model.pt").exists():
-            # the stage-1 run is recorded but its folder is gone (a fresh checkout): run all
-            # stages, which gives the same weights as re-using it would
-            cfg = r.standalone
-        Trainer(cfg, r.run_dir, resume=resume, log=lambda m: None).run()
+        Trainer(r.cfg, r.run_dir, resume=resume, log=lambda m: None).run()
         (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
     log(f"results: {out / 'results.json'}, {out / 'results.md'}")
