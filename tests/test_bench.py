@@ -22,7 +22,7 @@ def _write(tmp_path, root):
     (tmp_path / "ce.yaml").write_text(yaml.safe_dump({**common, "stages": [STAGE1]}))
     (tmp_path / "crt.yaml").write_text(yaml.safe_dump({**common, "stages": [STAGE1, {"method": "crt", "epochs": 1, "batch_size": 32}]}))
     suite = {"suite": "tiny", "tier": "test", "seeds": [0, 1],
-             "methods": {"crt": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce"}, "ce": str(tmp_path / "ce.yaml")}}
+             "methods": {"ce": str(tmp_path / "ce.yaml"), "crt": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce"}}}
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
     return tmp_path / "suite.yaml"
 

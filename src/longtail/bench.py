@@ -74,13 +74,12 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         spec = {"config": spec} if isinstance(spec, str) else dict(spec)
         if set(spec) - {"config", "reuse"}:
             raise LongtailError(f"suite {path}: method '{mid}' has unknown keys {sorted(set(spec) - {'config', 'reuse'})}", "use config and reuse")
-        if spec.get("reuse") and spec["reuse"] not in suite["methods"]:
-            raise LongtailError(f"suite {path}: '{mid}' reuses '{spec['reuse']}', which the suite does not run", "add it to methods")
+        if spec.get("reuse") and spec["reuse"] not in specs:
+            raise LongtailError(f"suite {path}: '{mid}' reuses '{spec['reuse']}', which the suite does not run before it",
+                                "list the reused method earlier in 'methods'")
         specs[mid] = spec
     runs = []
-    # methods that others reuse go first
-    order = sorted(specs, key=lambda m: (specs[m].get("reuse") is not None, list(specs).index(m)))
-    for mid in order:
+    for mid in specs:  # suite order: the order runs are made and rows are reported
         spec = specs[mid]
         base_data = _read_yaml(Path(spec["config"]))
         for seed in seeds:
