@@ -121,9 +121,10 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         + (f"; re-training {len(bases)} recorded base run(s) whose weights are reused" if bases else ""))
     todo = bases + todo
     t0 = time.perf_counter()
+    cost = [_cost(r) for r in todo]
     for i, r in enumerate(todo):
-        done = i
-        eta = "" if not done else f", ETA {(time.perf_counter() - t0) / done * (len(todo) - done) / 60:.0f} min"
+        spent = sum(cost[:i])
+        eta = "" if not spent else f", ETA {(time.perf_counter() - t0) / spent * sum(cost[i:]) / 60:.0f} min"
         log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method} seed {r.seed}{eta}")
         resume = (r.run_dir / "checkpoint.pt").exists()
         r.run_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +136,11 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
     log(f"results: {out / 'results.json'}, {out / 'results.md'}")
     return out
+
+
+def _cost(r: SuiteRun) -> float:
+    """Relative cost of a run for the ETA: epochs still to train, plus one for evaluation."""
+    return 1.0 + sum(s.epochs for s in r.cfg.stages[r.cfg.start_stage:])
 
 
 def _git_commit() -> str:
