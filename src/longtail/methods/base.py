@@ -140,3 +140,43 @@ def make_method(method_id: str, ctx: StageContext, args: dict | None = None) -> 
 
 
 register(Method)
+
+
+class Plugin(Method):
+    """A method that wraps another (``ce+h2tf``: H2TF around CE). Every hook goes to the base
+    method unless the plug-in overrides it; ``transform_features`` runs the base's first."""
+
+    def __init__(self, ctx: StageContext, base: Method, **args):
+        super().__init__(ctx, **args)
+        self.base = base
+        self.extra_samplers = {**base.extra_samplers, **type(self).extra_samplers}
+
+    def prepare(self):
+        self.base.prepare()
+
+    def on_epoch_start(self, epoch):
+        self.base.on_epoch_start(epoch)
+
+    def sample_pool(self):
+        return self.base.sample_pool()
+
+    def finish(self):
+        self.base.finish()
+
+    def modules(self):
+        return self.base.modules()
+
+    def transform_features(self, fmap, batch):
+        return self.base.transform_features(fmap, batch)
+
+    def loss(self, logits, batch):
+        return self.base.loss(logits, batch)
+
+    def adjust_logits(self, logits):
+        return self.base.adjust_logits(logits)
+
+    def state_dict(self):
+        return {"base": self.base.state_dict()}
+
+    def load_state_dict(self, state):
+        self.base.load_state_dict(state.get("base", {}))
