@@ -210,8 +210,11 @@ class Trainer:
             m.to(self.device)
             params += [p for p in m.parameters() if p.requires_grad]
         o = rs.cfg.optimizer
-        if not params or rs.cfg.epochs == 0:
+        if rs.cfg.epochs == 0:
             opt = None
+        elif not params:
+            raise LongtailError(f"stage '{rs.name}' ({rs.cfg.method}) has {rs.cfg.epochs} epochs but nothing to train",
+                                "give it epochs: 0 (a post-hoc stage) or set train: all / head")
         elif o.name == "sgd":
             opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
         else:
