@@ -277,10 +277,9 @@ def sample_kdpp_dual(b: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     b = np.asarray(b, dtype=np.float64)
     lam, vec = np.linalg.eigh(b.T @ b)
     idx = _select_eigenvectors(lam, k, rng)
-    v = b @ vec[:, idx] / np.sqrt(lam[idx])
-    # re-orthonormalise against round-off (the columns are orthonormal in exact arithmetic)
-    v, _ = np.linalg.qr(v)
-    return sample_projection_dpp(v, rng)
+    # orthonormal in exact arithmetic; the chain rule below re-normalises its marginals, so
+    # round-off needs no QR pass
+    return sample_projection_dpp(b @ vec[:, idx] / np.sqrt(lam[idx]), rng)
 
 
 # -------------------------------------------------------------------------- reference

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from pathlib import Path
@@ -10,15 +9,7 @@ from pathlib import Path
 import torch
 
 from longtail.errors import LongtailError
-
-
-def derive_seed(*keys) -> int:
-    """A 63-bit seed from any keys, e.g. ``derive_seed(seed, "stage", 1, "epoch", 7)``."""
-    return int.from_bytes(hashlib.sha256(repr(keys).encode()).digest()[:8], "little") >> 1
-
-
-def generator(*keys) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(*keys))
+from longtail.seeds import derive_seed, generator  # noqa: F401  (re-exported)
 
 
 def pick_device(name: str) -> torch.device:

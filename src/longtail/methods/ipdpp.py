@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from longtail import dpp
-from longtail.engine.runtime import derive_seed
+from longtail.seeds import derive_seed
 from longtail.errors import LongtailError
 from longtail.methods.base import Method, register
 
