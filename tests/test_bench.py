@@ -75,3 +75,18 @@ def test_reuse_refuses_a_different_stage1(tmp_path):
     (tmp_path / "crt.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(LongtailError, match="cannot reuse"):
         load_suite(suite, tmp_path / "runs")
+
+
+def test_html_reports_for_a_run_and_a_suite(tmp_path):
+    from longtail.cli import main
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    out = run_suite(suite, tmp_path / "runs", tmp_path / "results", log=lambda m: None)
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and "<td>crt</td>" in page and page.count("data:image/png;base64,") >= 1
+    run = tmp_path / "runs" / "crt" / "seed0"
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "<td>crt</td>" in page

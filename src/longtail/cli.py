@@ -116,6 +116,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from longtail.evaluation.html import write_report
+
+    print(f"report: {write_report(Path(args.path))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="longtail", description="Long-tailed visual recognition on one engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -139,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key in every run, e.g. --set stages.0.epochs=1")
     b.set_defaults(func=cmd_bench)
+    r = sub.add_parser("report", help="a self-contained HTML page of a run folder or a suite results folder")
+    r.add_argument("path", help="runs/... (with metrics.json) or benchmarks/results/<suite> (with results.json)")
+    r.set_defaults(func=cmd_report)
     f = sub.add_parser("fetch", help="make sure a data set is on disk (Fashion-MNIST)")
     f.add_argument("dataset", choices=["fashion_mnist"])
     f.add_argument("--root", help="where to put the files if they must be downloaded")

@@ -86,3 +86,24 @@ def plot_reliability(reliability: dict, path: Path, ece: float | None = None) ->
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_against_if(rows: list[dict], path, metric: str = "overall") -> Path:
+    """Mean ``metric`` over seeds against the imbalance factor (log scale), a line per method,
+    from results.json rows."""
+    plt = _plt()
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for m in methods:
+        ifs = sorted({r["imbalance_factor"] for r in rows if r["method"] == m})
+        ys = [np.mean([r["metrics"][metric] for r in rows if r["method"] == m and r["imbalance_factor"] == f]) for f in ifs]
+        ax.plot(ifs, ys, marker="o", ms=3, label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("imbalance factor (log scale)")
+    ax.set_ylabel(f"{metric} accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,118 @@
+"""``longtail report``: one self-contained HTML page (tables, plots as inline PNG) for a run
+folder (``metrics.json``) or a suite results folder (``results.json``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from longtail.errors import LongtailError
+from longtail.evaluation import plots
+from longtail.evaluation.report import GROUPS
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0}.meta{color:#666;font-size:.9em}
+"""
+
+
+def _png(fig_fn, *args, **kwargs) -> str:
+    """Render a plot function that writes to a path into a data: URI."""
+    buf = io.BytesIO()
+    fig_fn(*args, buf, **kwargs)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def run_report(run_dir: Path) -> str:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    stages = m.get("stages") or [m]
+    cols = [g for g in GROUPS if any(s.get(g) is not None for s in stages)]
+    parts = ["<h2>Stages (test set)</h2>",
+             _table(["stage", "method", *cols], [[s.get("stage"), s.get("method"), *(_fmt(s.get(c)) for c in cols)] for s in stages])]
+    counts = m["class_counts"]
+    parts.append("<h2>Per-class accuracy</h2>")
+    series = {f"{s.get('stage')} ({s.get('method')})": s["per_class"] for s in stages}
+    parts.append(f"<img alt='per-class accuracy' src='{_png(plots.plot_per_class, series, counts)}'>")
+    parts.append(_table(["class", "training images", *series], [[c, counts[c], *(_fmt(v[c]) for v in series.values())]
+                                                                  for c in range(len(counts))]))
+    parts.append("<h2>Confusion matrix and calibration (final stage)</h2>")
+    parts.append(f"<img alt='confusion matrix' src='{_png(plots.plot_confusion, m['confusion_matrix'])}'>")
+    parts.append(f"<img alt='reliability diagram' src='{_png(plots.plot_reliability, m['reliability'], ece=m['ece'])}'>")
+    r = m.get("run", {})
+    parts.append(f"<p class='meta'>seed {r.get('seed')}; {html.escape(str(r.get('machine')))}; torch {r.get('torch')}; {r.get('date')}</p>")
+    return _page(f"longtail run: {r.get('name', run_dir.name)}", "".join(parts))
+
+
+def _mean_std(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "—"
+    return f"{statistics.mean(vals):.2f}" + (f" ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else "")
+
+
+def suite_report(results_dir: Path) -> str:
+    data = json.loads((results_dir / "results.json").read_text())
+    rows = data["runs"]
+    if not rows:
+        raise LongtailError(f"{results_dir / 'results.json'} holds no runs", "run the suite first")
+    parts = []
+    for (ds, imb) in dict.fromkeys((r["dataset"], r["imbalance_factor"]) for r in rows):
+        sub = [r for r in rows if r["dataset"] == ds and r["imbalance_factor"] == imb]
+        methods = list(dict.fromkeys(r["method"] for r in sub))
+        cols = [g for g in GROUPS if any(r["metrics"].get(g) is not None for r in sub)]
+        parts.append(f"<h2>{html.escape(ds)}, imbalance factor {imb:g}</h2>")
+        table_rows = []
+        for mth in methods:
+            rs = [r for r in sub if r["method"] == mth]
+            table_rows.append([mth, len(rs), *(_mean_std([r["metrics"].get(c) for r in rs]) for c in cols)])
+        parts.append(_table(["method", "seeds", *cols], table_rows))
+        counts = sub[0]["class_counts"]
+        series = {mth: np.nanmean(np.array([[np.nan if v is None else v for v in r["metrics"]["per_class"]]
+                                            for r in sub if r["method"] == mth], dtype=float), 0).tolist() for mth in methods}
+        parts.append(f"<img alt='per-class accuracy by method' src='{_png(plots.plot_per_class, series, counts, title='per-class accuracy, mean over seeds')}'>")
+    imbs = sorted({r["imbalance_factor"] for r in rows})
+    if len(imbs) > 1:
+        parts.append("<h2>Accuracy against imbalance factor</h2>")
+        parts.append(f"<img alt='accuracy against imbalance factor' src='{_png(plots.plot_against_if, rows)}'>")
+    r0 = rows[0]
+    parts.append(f"<p class='meta'>Mean ± sample standard deviation over seeds. Regenerate with "
+                 f"<code>{html.escape(r0['command'])}</code>. {html.escape(r0['machine'])}; torch {r0['torch']}.</p>")
+    return _page(f"longtail suite: {data['suite']}", "".join(parts))
+
+
+def write_report(path: Path) -> Path:
+    path = Path(path)
+    if (path / "metrics.json").is_file():
+        text = run_report(path)
+    elif (path / "results.json").is_file():
+        text = suite_report(path)
+    else:
+        raise LongtailError(f"{path} holds neither metrics.json (a run) nor results.json (a suite)",
+                            "pass a run folder or a benchmarks/results/<suite> folder")
+    out = path / "report.html"
+    out.write_text(text)
+    return out
