@@ -29,7 +29,8 @@ def write_mnist_folder(root: Path, n_train_per_class=(30,) * 10, n_test_per_clas
     rng = np.random.default_rng(seed)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    for prefix, per_class in (("train", list(n_train_per_class)), ("t10k", [n_test_per_class] * len(n_train_per_class))):
+    test_counts = list(n_test_per_class) if isinstance(n_test_per_class, (list, tuple)) else [n_test_per_class] * len(n_train_per_class)
+    for prefix, per_class in (("train", list(n_train_per_class)), ("t10k", test_counts)):
         labels = np.concatenate([[c] * n for c, n in enumerate(per_class)]).astype(np.uint8)
         rng.shuffle(labels)
         base = (20 + 220 * labels.astype(np.float64) / max(len(per_class) - 1, 1))[:, None, None]

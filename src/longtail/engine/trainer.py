@@ -30,6 +30,7 @@ from longtail.data.datasets import Splits, build_splits
 from longtail.data.loader import BatchSource
 from longtail.data.samplers import draw_epoch
 from longtail.engine import checkpoint as ckpt
+from longtail.engine import distributed
 from longtail.engine.runtime import RunLock, derive_seed, generator, machine_description, setup_process
 from longtail.engine.schedule import learning_rate
 from longtail.errors import LongtailError
@@ -76,7 +77,9 @@ def resolve_stage(i: int, cfg: StageConfig) -> ResolvedStage:
         sampler=cfg.sampler or d.get("sampler", "instance"),
         train=train,
         reinit_head=d.get("reinit_head", False) if cfg.reinit_head is None else cfg.reinit_head,
-        backbone_bn=cfg.backbone_bn or d.get("backbone_bn", "frozen"),
+        # BatchNorm statistics: frozen (running statistics, not updated) by default when only
+        # the head trains, as in Kang et al.; H2T's shift_bn is backbone_bn: train
+        backbone_bn=cfg.backbone_bn or d.get("backbone_bn", "frozen" if train == "head" else "train"),
     )
 
 
@@ -96,9 +99,12 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.resume = resume
-        self.log = log or (lambda msg: print(msg, flush=True))
         self.stages = [resolve_stage(i, s) for i, s in enumerate(cfg.stages)]  # unknown methods fail here, before any data is read
         self.device = setup_process(cfg.engine)
+        self.dist, rank_device = distributed.init_distributed(cfg.engine.device)
+        self.device = rank_device or self.device
+        log = log or (lambda msg: print(msg, flush=True))
+        self.log = log if self.dist.main else (lambda msg: None)
         self.splits = splits or build_splits(cfg.data)
         self.train_set = self.splits.train
         self.num_classes = self.train_set.num_classes
@@ -123,6 +129,8 @@ class Trainer:
             except RuntimeError as e:
                 raise LongtailError(f"model.init: weights in {self.cfg.model.init} do not fit {self.cfg.model.arch}/"
                                     f"{self.cfg.model.head} ({str(e).splitlines()[0]})", "use a run with the same model section") from None
+        if self.cfg.engine.sync_bn and self.dist.active:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # GPU only (PyTorch's SyncBatchNorm)
         return self._to_device(model)
 
     def _to_device(self, module: nn.Module) -> nn.Module:
@@ -148,7 +156,8 @@ class Trainer:
         model.eval()
         source = data if isinstance(data, BatchSource) else BatchSource(data, self.device, self.cfg.data.workers)
         outs, labels = [], []
-        order = torch.arange(len(source))
+        # each rank predicts positions rank, rank + W, ... (no padding: nothing duplicated)
+        order = torch.arange(self.dist.rank, len(source), self.dist.world)
         for x, y, _ in source.batches(order, self.cfg.engine.eval_batch_size):
             with self._autocast():
                 fmap = model.features(self._prep(x, None))
@@ -156,9 +165,11 @@ class Trainer:
             outs.append(out.float())
             labels.append(y)
         model.train(was_training)
-        if not outs:
-            return torch.zeros(0, self.num_classes, device=self.device), torch.zeros(0, dtype=torch.long)
-        return torch.cat(outs), torch.cat(labels)
+        width = self.num_classes if what == "logits" else model.feature_dim
+        out = torch.cat(outs) if outs else torch.zeros(0, width, device=self.device)
+        lab = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=self.device)
+        n = len(source)
+        return distributed.gather_rows(out, order, n, self.dist), distributed.gather_rows(lab, order, n, self.dist)
 
     def evaluate(self, model, method, split: str = "test") -> dict:
         data = self.splits.test if split == "test" else self.splits.val
@@ -178,6 +189,8 @@ class Trainer:
             class_counts=self.class_counts.to(self.device), num_classes=self.num_classes, epochs=rs.cfg.epochs,
             steps_per_epoch=steps, device=self.device, model=model, frozen_backbone=rs.train == "head",
             embed=embed, has_val=self.splits.val is not None, log=self.log, seed=self.cfg.seed, stage_index=rs.index,
+            gather=lambda t: distributed.all_gather_with_grad(t, self.dist),
+            broadcast=lambda o: distributed.broadcast_object(o, self.dist),
         )
 
     def _setup_stage(self, model, rs: ResolvedStage):
@@ -226,7 +239,7 @@ class Trainer:
 
     def _set_train_mode(self, model, rs: ResolvedStage):
         model.train()
-        if rs.train == "head" and rs.backbone_bn == "frozen":
+        if rs.backbone_bn == "frozen":
             model.backbone.eval()
 
     # ------------------------------------------------------------------------- one epoch
@@ -238,14 +251,16 @@ class Trainer:
         pool = method.sample_pool()
         labels = self.train_set.labels
         order = draw_epoch(labels, rs.sampler, gen, self.num_classes, epoch, cfg.epochs, pool=pool)
-        extra_orders = {name: draw_epoch(labels, kind, gen, self.num_classes, epoch, cfg.epochs, num_samples=len(order))
+        extra_orders = {name: distributed.shard(draw_epoch(labels, kind, gen, self.num_classes, epoch, cfg.epochs, num_samples=len(order)), self.dist)
                         for name, kind in method.extra_samplers.items()}
-        bs = cfg.batch_size
+        order = distributed.shard(order, self.dist)  # this rank's part of the same global draw
+        bs = self._rank_batch(cfg)
         steps = math.ceil(len(order) / bs)
         if len(order) % bs == 1 and steps > 1:
             steps -= 1  # a last batch of one image breaks BatchNorm: drop it
             order = order[: steps * bs]
         self._set_train_mode(model, rs)
+        step_module = distributed.wrap_step(model, method, self.dist, self.device)
         base_lr = cfg.optimizer.lr
         t0 = time.perf_counter()
         loss_sum, seen = 0.0, 0
@@ -264,7 +279,7 @@ class Trainer:
             batch = Batch(self._prep(xb, gen if cfg.augment else None), yb, ib, extra,
                           view=lambda xb=xb: self._prep(xb, gen if cfg.augment else None))
             with self._autocast():
-                loss = method.training_step(model, batch)
+                loss = step_module(batch)
             if not torch.isfinite(loss):
                 self._non_finite("loss", loss.item(), rs, epoch, step)
             opt.zero_grad(set_to_none=True)
@@ -284,12 +299,24 @@ class Trainer:
                 progress.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.4g}")
         if progress is not None:
             progress.close()
+        if self.dist.active:  # the epoch's loss over all ranks
+            tot = torch.tensor([loss_sum, float(seen)], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(tot)
+            loss_sum, seen = tot.tolist()
+            seen = int(seen)
         dt = time.perf_counter() - t0
         return {"stage": rs.name, "epoch": epoch + 1, "lr": lr, "loss": loss_sum / max(seen, 1),
                 "images": seen, "seconds": round(dt, 3), "img_s": round(seen / max(dt, 1e-9), 1)}
 
+    def _rank_batch(self, cfg: StageConfig) -> int:
+        """stage.batch_size is the global batch; each of W ranks takes batch_size / W."""
+        if cfg.batch_size % self.dist.world:
+            raise LongtailError(f"batch_size {cfg.batch_size} does not divide among {self.dist.world} processes",
+                                f"use a multiple of {self.dist.world}")
+        return cfg.batch_size // self.dist.world
+
     def _progress(self, total: int, desc: str):
-        if not self.cfg.engine.progress or not sys.stderr.isatty():
+        if not self.cfg.engine.progress or not sys.stderr.isatty() or not self.dist.main:
             return None
         try:
             from tqdm import tqdm
@@ -307,6 +334,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------ checkpoints
     def _save(self, model, opt, method):
+        if not self.dist.main:
+            distributed.barrier(self.dist)
+            return
         state = {
             "stage": self.state.stage, "epoch": self.state.epoch,
             "model": model.state_dict(),
@@ -316,8 +346,11 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
         }
         ckpt.save_checkpoint(state, self.out / CHECKPOINT)
+        distributed.barrier(self.dist)
 
     def _write_history(self):
+        if not self.dist.main:
+            return
         rows = self.state.history
         if not rows:
             return
@@ -329,13 +362,30 @@ class Trainer:
 
     # -------------------------------------------------------------------------------- run
     def run(self) -> dict:
-        self.out.mkdir(parents=True, exist_ok=True)
-        with RunLock(self.out):
+        """Train every stage (from the checkpoint with ``resume``), write the outputs, return
+        the final metrics. Rank 0 owns the folder: its lock, config.yaml and the check that a
+        fresh run does not overwrite another; a refusal there stops every rank."""
+        lock, problem = None, None
+        if self.dist.main:
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                lock = RunLock(self.out).acquire()
+                if not self.resume and (self.out / CHECKPOINT).exists():
+                    raise LongtailError(f"{self.out} already holds a run", "pass --resume to continue it, or --out for a new folder")
+                (self.out / "config.yaml").write_text(dump_config(self.cfg))
+            except LongtailError as e:
+                problem = e
+        problem = distributed.broadcast_object(problem, self.dist)
+        try:
+            if problem is not None:
+                raise problem
             return self._run()
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _run(self) -> dict:
         cfg = self.cfg
-        (self.out / "config.yaml").write_text(dump_config(cfg))
         model = self._build_model()
         loaded = None
         if self.resume:
@@ -345,8 +395,6 @@ class Trainer:
                 self.log(f"resuming {self.out} at stage {self.state.stage + 1}, epoch {self.state.epoch}")
             else:
                 self.log(f"--resume: no checkpoint in {self.out}, starting from scratch")
-        elif (self.out / CHECKPOINT).exists():
-            raise LongtailError(f"{self.out} already holds a run", "pass --resume to continue it, or --out for a new folder")
         elif cfg.start_stage:
             self.state = RunState(stage=cfg.start_stage, stage_metrics=self._inherited_metrics())
         t_run = time.perf_counter()
@@ -401,6 +449,8 @@ class Trainer:
         return ckpt.load_latest(path, log=self.log)["stage_metrics"][: self.cfg.start_stage]
 
     def _write_outputs(self, model, final: dict, wall_s: float):
+        if not self.dist.main:
+            return
         torch.save(model.state_dict(), self.out / "model.pt")
         out = {k: v for k, v in final.items() if k != "confusion_matrix"}
         out["stages"] = [{"stage": e["stage"], "method": e["method"],

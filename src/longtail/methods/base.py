@@ -53,6 +53,10 @@ class StageContext:
     log: Callable[[str], None] = print
     seed: int = 0  # the run's seed (methods derive their own random streams from it)
     stage_index: int = 0
+    # multi-process runs: concatenate a tensor over ranks keeping gradients (BNS negatives),
+    # and rank 0's object on every rank (the IP-DPP subset); identities in one process
+    gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+    broadcast: Callable[[Any], Any] = lambda o: o
 
 
 class Method:

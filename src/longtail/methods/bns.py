@@ -42,10 +42,14 @@ class BNS(Method):
             raise RuntimeError("BNS needs two views: the engine must provide Batch.view")
         z1 = self.proj(model.pool(model.features(batch.x)))
         z2 = self.proj(model.pool(model.features(batch.view())))
+        # the loss sees the global batch: on W ranks every rank computes it over the gathered
+        # projections (gradients return to the rank that made them; DDP then averages)
+        gather = self.ctx.gather
+        z1, z2, y = gather(z1), gather(z2), gather(batch.y)
         t = self.args["temperature"]
         if self.args["form"] == "code":
-            return bns_code_loss(torch.cat([z1, z2]), torch.cat([batch.y, batch.y]), t)
-        return bns_paper_loss(z1, z2, batch.y, t, self.args["negatives_per_class"])
+            return bns_code_loss(torch.cat([z1, z2]), torch.cat([y, y]), t)
+        return bns_paper_loss(z1, z2, y, t, self.args["negatives_per_class"])
 
     def state_dict(self):
         return {"proj": self.proj.state_dict()}

@@ -85,7 +85,8 @@ class IPDPP(Method):
         feats = emb.cpu().numpy() if self.args["kernel"] == "quality_diversity" else None
         sub = draw_subset(labels.cpu().numpy(), self.k, rng, self.args["kernel"], p.cpu().double().numpy(),
                           self.args["scale"], feats)
-        self.subset = torch.from_numpy(sub)
+        # every rank gathered the same p; rank 0's draw is the one all ranks train on
+        self.subset = torch.from_numpy(self.ctx.broadcast(sub))
 
     def sample_pool(self):
         return self.subset
