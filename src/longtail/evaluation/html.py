@@ -17,9 +17,9 @@ from longtail.evaluation import plots
 from longtail.evaluation.report import GROUPS
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 1em;max-width:1100px;color:#222}
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}.meta{color:#666;font-size:.9em}
 """
