@@ -78,3 +78,56 @@ def test_two_processes_match_one(tmp_path):
     worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert worst < 1e-4, worst
     assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["stages"][-1]["method"] == "crt+h2tf"
+
+
+class _Killed(Exception):
+    pass
+
+
+def _worker_killed(rank, world, port, root, out, kill_after, resume):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from longtail.engine import trainer as trainer_mod
+
+    if kill_after is not None:
+        real, calls = trainer_mod.Trainer._train_epoch, {"n": 0}
+
+        def dying(self, *a, **k):
+            if calls["n"] == kill_after:
+                raise _Killed()
+            calls["n"] += 1
+            return real(self, *a, **k)
+
+        trainer_mod.Trainer._train_epoch = dying
+    try:
+        Trainer(_cfg(root), out, resume=resume, log=lambda m: None).run()
+    except _Killed:
+        os._exit(3)  # like a killed job: no clean shutdown
+    torch.distributed.destroy_process_group()
+
+
+def _launch(target, args_for_rank):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=target, args=args_for_rank(r)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    return [p.exitcode for p in procs]
+
+
+@pytest.mark.slow
+def test_distributed_resume_is_bit_exact(tmp_path):
+    """Two processes stopped after two of three stages' epochs, relaunched with --resume, end
+    with the weights of an uninterrupted two-process run, bit for bit."""
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[60] * 10, n_test_per_class=4)
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    port = _free_port()
+    assert _launch(_worker_killed, lambda r: (r, 2, port, str(root), str(ref), None, False)) == [0, 0]
+    port = _free_port()
+    assert _launch(_worker_killed, lambda r: (r, 2, port, str(root), str(cut), 2, False)) == [3, 3]
+    port = _free_port()
+    assert _launch(_worker_killed, lambda r: (r, 2, port, str(root), str(cut), None, True)) == [0, 0]
+    a = torch.load(ref / "model.pt", weights_only=True)
+    b = torch.load(cut / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
