@@ -7,7 +7,7 @@ from longtail.models import build_model
 
 @pytest.mark.parametrize("arch,channels,size,feat,fmap", [
     ("resnet32", 1, 28, 64, 7), ("resnet32", 3, 32, 64, 8), ("resnet8", 1, 8, 64, 2),
-    ("resnet50", 3, 64, 2048, 2), ("resnext50", 3, 64, 2048, 2),
+    ("resnet18_cifar", 3, 32, 512, 4), ("resnet50", 3, 64, 2048, 2), ("resnext50", 3, 64, 2048, 2),
 ])
 def test_split_interface_matches_forward(arch, channels, size, feat, fmap):
     torch.manual_seed(0)

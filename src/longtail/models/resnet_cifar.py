@@ -71,3 +71,36 @@ def resnet20(in_channels: int = 3) -> ResNetCifar:
 def resnet8(in_channels: int = 3) -> ResNetCifar:
     """A tiny 8-layer variant for tests and smoke runs."""
     return ResNetCifar((1, 1, 1), in_channels)
+
+
+class ResNet18Cifar(nn.Module):
+    """ResNet-18 for 32 px images (the SimCLR / BNS CIFAR variant): a 3 × 3 stem without
+    max-pooling, 4 stages of 2 basic blocks (64-128-256-512), projection shortcuts."""
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        blocks, in_planes = [], 64
+        for i, planes in enumerate((64, 128, 256, 512)):
+            for j in range(2):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(_ProjBlock(in_planes, planes, stride))
+                in_planes = planes
+        self.blocks = nn.Sequential(*blocks)
+        self.out_features = 512
+
+    def forward(self, x):
+        return self.blocks(self.stem(x))
+
+
+class _ProjBlock(BasicBlock):
+    """Basic block with a 1 × 1 convolution shortcut (option B) where the shape changes."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__(in_planes, planes, stride)
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+
+def resnet18_cifar(in_channels: int = 3) -> ResNet18Cifar:
+    return ResNet18Cifar(in_channels)
