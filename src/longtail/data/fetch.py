@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 from longtail.errors import LongtailError
@@ -44,13 +45,20 @@ def _content_sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def _already_valid(path: Path, sha: str) -> bool:
+    try:
+        return path.is_file() and _content_sha256(path.read_bytes()) == sha
+    except (OSError, EOFError, zlib.error):  # a damaged earlier download: fetch it again
+        return False
+
+
 def download(base_url: str, dest: Path, files: dict[str, str] = FASHION_MNIST_SHA256, timeout: float = 30.0) -> Path:
     """Fetch each ``base_url + name`` into ``dest``, verify its content hash, then move it in
     place atomically; a bad or partial file never lands under its final name."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name, sha in files.items():
-        if (dest / name).is_file() and _content_sha256((dest / name).read_bytes()) == sha:
+        if _already_valid(dest / name, sha):
             continue
         url = base_url.rstrip("/") + "/" + name
         try:
@@ -60,7 +68,7 @@ def download(base_url: str, dest: Path, files: dict[str, str] = FASHION_MNIST_SH
             raise LongtailError(f"download of {url} failed: {e}", _manual_fix(dest)) from None
         try:
             got = _content_sha256(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise LongtailError(f"{url} is not a valid gzip file ({e})", _manual_fix(dest)) from None
         if got != sha:
             raise LongtailError(f"{url} failed verification: SHA-256 {got[:16]}... != expected {sha[:16]}...", _manual_fix(dest))
