@@ -263,7 +263,7 @@ class Trainer:
         step_module = distributed.wrap_step(model, method, self.dist, self.device)
         base_lr = cfg.optimizer.lr
         t0 = time.perf_counter()
-        loss_sum, seen = 0.0, 0
+        loss_sum, seen, gnorm_sum = 0.0, 0, 0.0
         extra_iters = {n: self.source.batches(o, bs) for n, o in extra_orders.items()}
         progress = self._progress(steps, f"{rs.name} {epoch + 1}/{cfg.epochs}")
         for step, (xb, yb, ib) in enumerate(self.source.batches(order, bs)):
@@ -284,12 +284,15 @@ class Trainer:
                 self._non_finite("loss", loss.item(), rs, epoch, step)
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            if self.cfg.engine.grad_clip > 0 or self.scaler.is_enabled():
+            if self.scaler.is_enabled():
                 self.scaler.unscale_(opt)
+            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params])
+            if not torch.isfinite(gnorm) and not self.scaler.is_enabled():  # fp16 skips such steps itself
+                self._non_finite("gradient norm", gnorm.item(), rs, epoch, step)
             if self.cfg.engine.grad_clip > 0:
-                gnorm = torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.cfg.engine.grad_clip)
-                if not torch.isfinite(gnorm):
-                    self._non_finite("gradient norm", gnorm.item(), rs, epoch, step)
+                torch.nn.utils.clip_grads_with_norm_(params, self.cfg.engine.grad_clip, gnorm)
+            gnorm_sum += gnorm.item()
             self.scaler.step(opt)
             self.scaler.update()
             loss_sum += loss.item() * len(yb)
@@ -305,8 +308,11 @@ class Trainer:
             loss_sum, seen = tot.tolist()
             seen = int(seen)
         dt = time.perf_counter() - t0
-        return {"stage": rs.name, "epoch": epoch + 1, "lr": lr, "loss": loss_sum / max(seen, 1),
-                "images": seen, "seconds": round(dt, 3), "img_s": round(seen / max(dt, 1e-9), 1)}
+        row = {"stage": rs.name, "epoch": epoch + 1, "lr": lr, "loss": loss_sum / max(seen, 1),
+               "grad_norm": gnorm_sum / steps, "images": seen, "seconds": round(dt, 3), "img_s": round(seen / max(dt, 1e-9), 1)}
+        if self.scaler.is_enabled():
+            row["loss_scale"] = self.scaler.get_scale()
+        return row
 
     def _rank_batch(self, cfg: StageConfig) -> int:
         """stage.batch_size is the global batch; each of W ranks takes batch_size / W."""
