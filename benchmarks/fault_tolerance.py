@@ -2,8 +2,9 @@
 
 For N random kill points, ``longtail train`` runs as a subprocess on a small MNIST-format set
 (written here), two stages (CE -> cRT) and an IP-DPP stage with subset redraws, is killed with
-SIGKILL at a random moment, resumed with ``--resume``, and its final weights are compared
-with an uninterrupted run, bit for bit. Then the fuzz cases of the readers and the config
+SIGKILL at a random moment (a random number of finished epochs plus a random fraction of the
+next), resumed with ``--resume``, and its final weights are compared with an uninterrupted
+run, bit for bit. Then the fuzz cases of the readers and the config
 loader are counted: how many inputs were tried and how many ended in a clean LongtailError
 (or a valid result), never another exception.
 
@@ -13,6 +14,7 @@ Run: ``python benchmarks/fault_tolerance.py [--kills 20]``.
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import json
 import os
@@ -71,10 +73,14 @@ def same_weights(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-def kill_and_resume(cfg: Path, ref: Path, out: Path, delay_s: float) -> dict:
-    """SIGKILL ``longtail train`` after ``delay_s`` seconds, resume it (again until it
-    finishes), and compare with the uninterrupted run ``ref``."""
+def kill_and_resume(cfg: Path, ref: Path, out: Path, after_epochs: int, delay_s: float) -> dict:
+    """SIGKILL ``longtail train`` ``delay_s`` seconds after its ``after_epochs``-th epoch
+    ended (so inside a later epoch, or at a stage boundary), resume it, and compare with the
+    uninterrupted run ``ref``."""
     p = _train(cfg, out)
+    hist = out / "history.csv"
+    while p.poll() is None and (not hist.exists() or len(hist.read_text().splitlines()) - 1 < after_epochs):
+        time.sleep(0.02)
     time.sleep(delay_s)
     killed = p.poll() is None
     if killed:
@@ -84,7 +90,7 @@ def kill_and_resume(cfg: Path, ref: Path, out: Path, delay_s: float) -> dict:
     r = _train(cfg, out, resume=True)
     _, err = r.communicate(timeout=600)
     ok = r.returncode == 0 and same_weights(ref, out)
-    return {"delay_s": round(delay_s, 2), "killed": killed, "epochs_done_at_kill": epochs_done, "resumed_rc": r.returncode,
+    return {"after_epochs": after_epochs, "delay_s": round(delay_s, 3), "killed": killed, "epochs_done_at_kill": epochs_done, "resumed_rc": r.returncode,
             "identical": ok, "stderr_tail": err[-300:] if r.returncode else ""}
 
 
@@ -102,9 +108,12 @@ def main():
         ref = _train(cfg, d / "ref")
         ref.communicate()
         full_s = time.perf_counter() - t
+        epochs = sum(s["epochs"] for s in STAGES)
+        with open(d / "ref" / "history.csv") as f:
+            per_epoch = float(np.mean([float(r["seconds"]) for r in csv.DictReader(f)]))
         kills = []
         for i in range(args.kills):
-            res = kill_and_resume(cfg, d / "ref", d / f"k{i}", rng.uniform(0.1, 0.95) * full_s)
+            res = kill_and_resume(cfg, d / "ref", d / f"k{i}", rng.randrange(epochs - 1), rng.uniform(0.0, 0.9) * per_epoch)
             print(json.dumps(res), flush=True)
             kills.append(res)
     fuzz = fuzz_counts(args.seed)

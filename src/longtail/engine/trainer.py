@@ -398,7 +398,11 @@ class Trainer:
             if (self.out / CHECKPOINT).exists() or ckpt.previous_path(self.out / CHECKPOINT).exists():
                 loaded = ckpt.load_latest(self.out / CHECKPOINT, map_location=self.device, log=self.log)
                 self.state = RunState(loaded["stage"], loaded["epoch"], loaded["history"], loaded["stage_metrics"])
-                self.log(f"resuming {self.out} at stage {self.state.stage + 1}, epoch {self.state.epoch}")
+                if self.state.stage >= len(self.stages):  # finished: only the outputs are (re)written
+                    model.load_state_dict(loaded["model"])
+                    self.log(f"{self.out}: every stage is done; rewriting its outputs")
+                else:
+                    self.log(f"resuming {self.out} at stage {self.state.stage + 1}, epoch {self.state.epoch}")
             else:
                 self.log(f"--resume: no checkpoint in {self.out}, starting from scratch")
         elif cfg.start_stage:
