@@ -90,3 +90,31 @@ def test_html_reports_for_a_run_and_a_suite(tmp_path):
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "<td>crt</td>" in page
+
+
+@pytest.mark.slow
+def test_killed_bench_finishes_only_the_missing_runs(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    cmd = [sys.executable, "-m", "longtail", "bench", str(suite), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = tmp_path / "runs" / "ce" / "seed0" / "metrics.json"
+    while p.poll() is None and not first.exists():
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)  # mid-grid: one run done, the next under way
+    p.wait()
+    done_before = sorted(str(m.parent.relative_to(tmp_path / "runs")) for m in (tmp_path / "runs").glob("*/*/metrics.json"))
+    assert 1 <= len(done_before) < 4
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(done_before)} already finished" in r.stdout
+    trained = [line for line in r.stdout.splitlines() if line.startswith("[")]
+    assert len(trained) == 4 - len(done_before)
+    rows = json.loads((tmp_path / "res" / "tiny" / "results.json").read_text())["runs"]
+    assert sorted((x["method"], x["seed"]) for x in rows) == [("ce", 0), ("ce", 1), ("crt", 0), ("crt", 1)]
