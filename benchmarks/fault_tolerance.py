@@ -143,16 +143,16 @@ def fuzz_counts(seed: int, cases: int = 300) -> dict:
         return bytes(b[: rng.integers(0, len(b) + 1)])
 
     def tally(name, fn):
-        clean = 0
+        clean, unclean = 0, []
         for _ in range(cases):
             try:
                 fn()
                 clean += 1
             except LongtailError:
                 clean += 1
-            except Exception:  # noqa: BLE001 — counted as unclean
-                pass
-        counts[name] = {"cases": cases, "clean": clean}
+            except Exception as e:  # noqa: BLE001 — counted as unclean, with a sample kept
+                unclean.append(f"{type(e).__name__}: {str(e)[:120]}")
+        counts[name] = {"cases": cases, "clean": clean, "unclean_examples": unclean[:3]}
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -169,9 +169,10 @@ def fuzz_counts(seed: int, cases: int = 300) -> dict:
             formats.read_cifar_split(d, 10, train=False)
 
         def config_case():
-            doc = {str(rng.choice(["data", "stages", "seed", "model", "bogus", "engine"])): rng.choice([None, -1, 0.5, "x", [1], {"epochs": -1}])
-                   for _ in range(rng.integers(1, 4))}
-            (d / "c.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(doc, default=str))))
+            keys = ["data", "stages", "seed", "model", "bogus", "engine", "start_stage"]
+            values = [None, -1, 0.5, "x", [1], {"epochs": -1}, {"imbalance_factor": 0.5}, [{"method": "nope"}], float("nan")]
+            doc = {keys[rng.integers(len(keys))]: values[rng.integers(len(values))] for _ in range(rng.integers(1, 4))}
+            (d / "c.yaml").write_text(yaml.safe_dump(doc))
             load_config(d / "c.yaml")
 
         def list_case():
