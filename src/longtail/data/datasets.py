@@ -15,7 +15,7 @@ import torch
 
 from longtail.data import formats
 from longtail.data.fetch import DEBIAN_ROOT
-from longtail.data.images import LabeledImages
+from longtail.data.images import FileImages, LabeledImages
 from longtail.data.profiles import PROFILES, select_first_per_class
 from longtail.errors import LongtailError
 
@@ -116,7 +116,7 @@ def _read_raw(cfg) -> tuple[LabeledImages, LabeledImages, LabeledImages | None]:
 
 
 def _file_set(paths, labels, num_classes, size, channels, in_memory, names) -> LabeledImages:
-    images = formats.FileImages(paths, size, channels)
+    images = FileImages(paths, size, channels)
     if in_memory:
         images = images.materialize()
     return LabeledImages(images, torch.from_numpy(labels), num_classes, names)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from longtail.data.images import FileImages
 from longtail.errors import LongtailError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -201,6 +200,3 @@ def read_image_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
         labels += [c] * len(files)
     return paths, np.asarray(labels, np.int64), classes
 
-
-def file_images(paths: list[Path], size: int, channels: int) -> FileImages:
-    return FileImages(paths, size, channels)
