@@ -131,3 +131,19 @@ def test_eval_reproduces_the_run_metrics(reference_run, tmp_path, capsys):
     saved = json.loads((reference_run / "metrics.json").read_text())
     assert again["per_class"] == saved["per_class"] and again["ece"] == pytest.approx(saved["ece"])
     assert "| stage2 | crt |" in capsys.readouterr().out
+
+
+def test_nan_gradient_stops_with_message(tiny_root, tmp_path, monkeypatch):
+    from longtail.methods.base import Method
+
+    real = Method.loss
+
+    def poisoned(self, logits, batch):
+        if logits.requires_grad:
+            logits.register_hook(lambda g: g * float("nan"))  # a finite loss whose gradient is not
+        return real(self, logits, batch)
+
+    monkeypatch.setattr(Method, "loss", poisoned)
+    with pytest.raises(LongtailError) as e:
+        Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
+    assert "gradient norm is nan" in str(e.value) and "step 1" in str(e.value)
