@@ -7,7 +7,6 @@ import base64
 import html
 import io
 import json
-import statistics
 from pathlib import Path
 
 import numpy as np
@@ -67,14 +66,9 @@ def run_report(run_dir: Path) -> str:
     return _page(f"longtail run: {r.get('name', run_dir.name)}", "".join(parts))
 
 
-def _mean_std(vals):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "—"
-    return f"{statistics.mean(vals):.2f}" + (f" ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else "")
-
-
 def suite_report(results_dir: Path) -> str:
+    from longtail.bench import _mean_std
+
     data = json.loads((results_dir / "results.json").read_text())
     rows = data["runs"]
     if not rows:
