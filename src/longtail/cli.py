@@ -47,7 +47,7 @@ def cmd_eval(args) -> int:
     from longtail.config import load_config
     from longtail.engine.trainer import Trainer, resolve_stage
     from longtail.evaluation.report import stage_table
-    from longtail.methods import make_method
+    from longtail.methods import make_method, split_method
 
     run = Path(args.run_dir)
     for f in ("config.yaml", "model.pt"):
@@ -60,9 +60,8 @@ def cmd_eval(args) -> int:
     model.load_state_dict(state)
     rs = resolve_stage(len(cfg.stages) - 1, cfg.stages[-1])
     # post-hoc corrections depend only on the method's arguments and the class counts
-    base = rs.cfg.method.split("+")[0]
-    args_base = {k: v for k, v in rs.cfg.method_args.items() if k not in rs.cfg.method.split("+")[1:]}
-    method = make_method(base, trainer._context(model, rs, 1), args_base)
+    base, base_args, _ = split_method(rs.cfg.method, rs.cfg.method_args)
+    method = make_method(base, trainer._context(model, rs, 1), base_args)
     split = args.split
     if split == "val" and trainer.splits.val is None:
         raise LongtailError("this run has no validation split", "use --split test")

@@ -35,7 +35,7 @@ from longtail.engine.runtime import RunLock, derive_seed, generator, machine_des
 from longtail.engine.schedule import learning_rate
 from longtail.errors import LongtailError
 from longtail.evaluation.metrics import compute_metrics
-from longtail.methods import Batch, Plugin, StageContext, make_method, method_class
+from longtail.methods import Batch, Plugin, StageContext, make_method, method_class, split_method
 from longtail.models import build_model, make_head
 
 CHECKPOINT = "checkpoint.pt"
@@ -207,15 +207,13 @@ class Trainer:
             p.requires_grad_(True)
         # 'ce+h2tf': the base method, wrapped by each plug-in; method_args holds the base's
         # parameters and one sub-mapping per plug-in
-        parts = rs.cfg.method.split("+")
-        args = dict(rs.cfg.method_args)
-        plugin_args = {p: args.pop(p, {}) for p in parts[1:]}
-        method = make_method(parts[0], ctx, args)
-        for plugin in parts[1:]:
+        base, base_args, plugins = split_method(rs.cfg.method, rs.cfg.method_args)
+        method = make_method(base, ctx, base_args)
+        for plugin, plugin_args in plugins:
             cls = method_class(plugin)
             if not issubclass(cls, Plugin):
                 raise LongtailError(f"'{plugin}' in '{rs.cfg.method}' is not a plug-in", "join only plug-ins (e.g. h2tf) to a base method with '+'")
-            method = cls(ctx, method, **plugin_args[plugin])
+            method = cls(ctx, method, **plugin_args)
         torch.manual_seed(derive_seed(self.cfg.seed, "prepare", rs.index))
         method.prepare()  # may freeze or wrap parts of the head (LWS)
         params = [p for p in model.parameters() if p.requires_grad]

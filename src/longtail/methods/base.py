@@ -139,6 +139,14 @@ def method_class(method_id: str) -> type[Method]:
     return METHODS[method_id]
 
 
+def split_method(spec: str, method_args: dict) -> tuple[str, dict, list[tuple[str, dict]]]:
+    """``'ce+h2tf'`` with ``{'gamma': 1, 'h2tf': {'ratio': .25}}`` -> the base id and its
+    arguments, and each plug-in id with its own sub-mapping of ``method_args``."""
+    base, *plugins = spec.split("+")
+    args = dict(method_args)
+    return base, args, [(p, args.pop(p, {})) for p in plugins]
+
+
 def make_method(method_id: str, ctx: StageContext, args: dict | None = None) -> Method:
     return method_class(method_id)(ctx, **(args or {}))
 
