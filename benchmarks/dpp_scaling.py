@@ -112,6 +112,9 @@ def main():
     import dppy
 
     sizes = [500, 2000] if args.quick else [500, 1000, 2000, 5000, 10000, 20000]
+    import os
+
+    load_start = os.getloadavg()[0]  # other work on the machine slows both libraries alike
     rows = []
 
     def add(row):
@@ -146,7 +149,8 @@ def main():
 
     out = {"rows": rows, "machine": f"{platform.processor() or platform.machine()}, {mp.cpu_count()} cores",
            "numpy": np.__version__, "dppy": getattr(dppy, "__version__", "0.3.3"), "torch": torch.__version__,
-           "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/dpp_scaling.py " + " ".join(sys.argv[1:])}
+           "date": time.strftime("%Y-%m-%d"),
+           "load_average": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)}, "command": "python benchmarks/dpp_scaling.py " + " ".join(sys.argv[1:])}
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 

@@ -118,3 +118,26 @@ def test_killed_bench_finishes_only_the_missing_runs(tmp_path):
     assert len(trained) == 4 - len(done_before)
     rows = json.loads((tmp_path / "res" / "tiny" / "results.json").read_text())["runs"]
     assert sorted((x["method"], x["seed"]) for x in rows) == [("ce", 0), ("ce", 1), ("crt", 0), ("crt", 1)]
+
+
+def test_suites_share_run_folders_and_hide_base_only_runs(tmp_path):
+    """A second suite pointing ``runs`` at the first's folders trains nothing twice;
+    ``report: false`` keeps a base out of its results; per-method ``set`` makes a variant; a
+    folder holding another config under the same id is refused."""
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    first = _write(tmp_path, root)
+    run_suite(first, tmp_path / "runs", tmp_path / "results", log=lambda m: None)
+    second = {"suite": "second", "seeds": [0, 1], "runs": str(tmp_path / "runs"),
+              "methods": {"ce": {"config": str(tmp_path / "ce.yaml"), "report": False},
+                          "crt_slow": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce", "set": ["stages.1.optimizer.lr=0.01"]}}}
+    (tmp_path / "second.yaml").write_text(yaml.safe_dump(second))
+    msgs = []
+    out = run_suite(tmp_path / "second.yaml", results_root=tmp_path / "results", log=msgs.append)
+    assert "2 already finished" in msgs[0] and sum(m.startswith("[") for m in msgs) == 2  # only the two variants
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["method"], r["seed"]) for r in rows] == [("crt_slow", 0), ("crt_slow", 1)]
+    assert all(r["config"]["stages"][1]["optimizer"]["lr"] == 0.01 for r in rows)
+    clash = {**second, "suite": "clash", "methods": {"ce": str(tmp_path / "crt.yaml")}}
+    (tmp_path / "clash.yaml").write_text(yaml.safe_dump(clash))
+    with pytest.raises(LongtailError, match="different config"):
+        run_suite(tmp_path / "clash.yaml", results_root=tmp_path / "results", log=lambda m: None)

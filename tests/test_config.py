@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from longtail.config import dump_config, load_config
@@ -38,3 +40,18 @@ def test_missing_and_invalid_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("data: [1, 2\n")
     with pytest.raises(LongtailError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs").rglob("*.yaml")), ids=lambda p: str(p))
+def test_every_shipped_config_loads_and_names_real_methods(path):
+    """Configs for data we do not have here (CIFAR, ImageNet-LT) cannot train in the tests;
+    they must at least validate and name registered methods and plug-ins."""
+    from longtail.engine.trainer import resolve_stage
+    from longtail.methods.base import Plugin, method_class, split_method
+
+    cfg = load_config(path)
+    for i, stage in enumerate(cfg.stages):
+        resolve_stage(i, stage)
+        base, _, plugins = split_method(stage.method, stage.method_args)
+        assert not issubclass(method_class(base), Plugin)
+        assert all(issubclass(method_class(p), Plugin) for p, _ in plugins)

@@ -1,6 +1,6 @@
 """Two CPU processes on gloo (as ``torchrun --nproc_per_node 2`` launches them) against one
 process with the same global batch: disjoint shards, every test image predicted exactly once,
-and the same weights after BNS, CE and cRT+H2TF steps (float tolerance 1e-4).
+and the same weights after BNS, CE+PIF (class means over the global batch) and cRT+H2TF steps (float tolerance 1e-4).
 
 BatchNorm statistics are frozen in the compared stages (``backbone_bn: frozen``) and
 augmentation is off: per-rank BN batch statistics (PyTorch's SyncBatchNorm needs a GPU) and
@@ -20,7 +20,7 @@ from longtail.engine.distributed import DistInfo, shard
 from longtail.engine.trainer import Trainer
 
 STAGES = ("[{method: bns, epochs: 1, batch_size: 40, backbone_bn: frozen, augment: false, optimizer: {name: adamw, lr: 0.001}},"
-          " {method: ce, epochs: 1, batch_size: 40, backbone_bn: frozen, augment: false, optimizer: {lr: 0.05}},"
+          " {method: ce+pif, epochs: 1, batch_size: 40, backbone_bn: frozen, augment: false, optimizer: {lr: 0.05}},"
           " {method: crt+h2tf, epochs: 1, batch_size: 40, augment: false}]")
 
 

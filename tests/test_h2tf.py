@@ -31,7 +31,7 @@ def test_fusion_replaces_exactly_the_chosen_channels():
 
 def test_plugin_fuses_tail_batch_with_head_batch_and_keeps_labels():
     torch.manual_seed(0)
-    model = build_model("resnet8", 5, 1).eval()
+    model = build_model("resnet8", 5, 1).train()  # the hook is inert in eval mode
     ctx = StageContext(torch.tensor([50.0, 20, 10, 5, 2]), 5, 1, 1, torch.device("cpu"), model, True)
     method = H2TF(ctx, make_method("crt", ctx), ratio=0.25)
     assert method.extra_samplers == {"head": "instance"}

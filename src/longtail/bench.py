@@ -6,13 +6,17 @@ A suite file names the method configs and the seeds::
     tier: quick
     seeds: [0, 1, 2]
     set: []                      # overrides applied to every run
+    runs: runs/bench/<suite>     # the run folders (suites may share one: equal runs run once)
     methods:
       ce: configs/fashion_mnist_lt/ce.yaml
       crt: {config: configs/fashion_mnist_lt/crt.yaml, reuse: ce}
+      bns_repr: {config: configs/fashion_mnist_lt/bns_repr.yaml, report: false}
+      h2tf_p0.5: {config: configs/fashion_mnist_lt/ce_h2tf.yaml, reuse: ce, set: [stages.1.method_args.h2tf.ratio=0.5]}
 
 ``reuse: ce`` runs only the stages after the first, starting from the ``ce`` run of the same
 seed (its stage 1 must be configured identically; this is checked), so every decoupled
-method shares one stage-1 model. Finished runs (``metrics.json`` in the run folder, or a row
+method shares one stage-1 model; ``report: false`` keeps a run that exists only to be reused
+out of the results. Finished runs (``metrics.json`` in the run folder, or a row
 of ``results.json`` with the same config) are skipped and interrupted ones resumed, so a
 killed bench continues where it stopped; results are written after every run.
 
@@ -45,6 +49,7 @@ class SuiteRun:
     cfg: RunConfig
     run_dir: Path
     reuse: str | None
+    report: bool = True
 
 
 def _read_yaml(path: Path) -> dict:
@@ -59,7 +64,7 @@ def _read_yaml(path: Path) -> dict:
 
 def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] | None = None) -> tuple[dict, list[SuiteRun]]:
     suite = _read_yaml(path)
-    allowed = {"suite", "tier", "seeds", "set", "methods", "description"}
+    allowed = {"suite", "tier", "seeds", "set", "methods", "description", "runs"}
     unknown = set(suite) - allowed
     if unknown:
         raise LongtailError(f"suite {path}: unknown key(s) {sorted(unknown)}", f"valid keys: {sorted(allowed)}")
@@ -68,12 +73,14 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     name = suite.get("suite") or Path(path).stem
     seeds = suite.get("seeds", [0])
     overrides = list(suite.get("set", [])) + list(extra_set or [])
-    runs_root = Path(runs_root or Path("runs") / "bench" / name)
+    runs_root = Path(runs_root or suite.get("runs") or Path("runs") / "bench" / name)
     specs = {}
     for mid, spec in suite["methods"].items():
         spec = {"config": spec} if isinstance(spec, str) else dict(spec)
-        if set(spec) - {"config", "reuse"}:
-            raise LongtailError(f"suite {path}: method '{mid}' has unknown keys {sorted(set(spec) - {'config', 'reuse'})}", "use config and reuse")
+        keys = {"config", "reuse", "report", "set"}
+        if set(spec) - keys:
+            raise LongtailError(f"suite {path}: method '{mid}' has unknown keys {sorted(set(spec) - keys)}",
+                                f"use {', '.join(sorted(keys))}")
         if spec.get("reuse") and spec["reuse"] not in specs:
             raise LongtailError(f"suite {path}: '{mid}' reuses '{spec['reuse']}', which the suite does not run before it",
                                 "list the reused method earlier in 'methods'")
@@ -83,7 +90,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         spec = specs[mid]
         base_data = _read_yaml(Path(spec["config"]))
         for seed in seeds:
-            data = apply_overrides(copy.deepcopy(base_data), overrides + [f"seed={seed}"])
+            data = apply_overrides(copy.deepcopy(base_data), overrides + list(spec.get("set", [])) + [f"seed={seed}"])
             run_dir = runs_root / mid / f"seed{seed}"
             reuse = spec.get("reuse")
             if reuse:
@@ -92,7 +99,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                 data.setdefault("model", {})["init"] = str(runs_root / reuse / f"seed{seed}")
                 data["start_stage"] = 1
             cfg = from_dict(RunConfig, data)
-            runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse))
+            runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, bool(spec.get("report", True))))
     return {"suite": name, "tier": suite.get("tier", ""), "seeds": seeds, "path": str(path)}, runs
 
 
@@ -112,6 +119,8 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     meta, runs = load_suite(path, runs_root, extra_set)
     out = Path(results_root or Path("benchmarks/results")) / meta["suite"]
     recorded = _recorded_rows(out, runs)
+    for r in runs:
+        _check_folder_config(r)
     todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and (r.method, r.seed) not in recorded]
     # a reusing run needs its base run's weights; a base that is recorded but whose folder is
     # gone (a fresh checkout) is trained again first (deterministic: the same numbers)
@@ -136,6 +145,14 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
     log(f"results: {out / 'results.json'}, {out / 'results.md'}")
     return out
+
+
+def _check_folder_config(r: SuiteRun) -> None:
+    """A run folder (possibly shared with another suite) must hold this very run."""
+    f = r.run_dir / "config.yaml"
+    if f.exists() and yaml.safe_load(f.read_text()) != to_dict(r.cfg):
+        raise LongtailError(f"{r.run_dir} holds a run with a different config than '{r.method}' seed {r.seed} of this suite",
+                            "give the method another id, or another 'runs' folder to the suite")
 
 
 def _cost(r: SuiteRun) -> float:
@@ -167,6 +184,8 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in runs:
+        if not r.report:
+            continue
         mfile = r.run_dir / "metrics.json"
         if not mfile.exists():
             if recorded and (r.method, r.seed) in recorded:

@@ -78,6 +78,8 @@ class Method:
             )
         self.ctx = ctx
         self.args = {**self.params, **args}
+        # the outermost plug-in around this method: its hooks are the ones a step must call
+        self.outer: Method = self
 
     # -- lifecycle -------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -107,9 +109,9 @@ class Method:
                 fmap = model.features(batch.x)
         else:
             fmap = model.features(batch.x)
-        fmap = self.transform_features(fmap, batch)
+        fmap = self.outer.transform_features(fmap, batch)
         logits = model.head(model.pool(fmap))
-        return self.loss(logits, batch)
+        return self.outer.loss(logits, batch)
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return F.cross_entropy(logits.float(), batch.y)
@@ -162,6 +164,19 @@ class Plugin(Method):
         super().__init__(ctx, **args)
         self.base = base
         self.extra_samplers = {**base.extra_samplers, **type(self).extra_samplers}
+        self.claim(base)
+
+    def claim(self, method: Method) -> None:
+        """Make this plug-in the ``outer`` of ``method`` and of everything it wraps, so a base
+        method's own ``training_step`` (BNS's two views) calls the plug-ins' hooks."""
+        while True:
+            method.outer = self
+            if not isinstance(method, Plugin):
+                return
+            method = method.base
+
+    def training_step(self, model, batch):
+        return self.base.training_step(model, batch)
 
     def prepare(self):
         self.base.prepare()

@@ -40,8 +40,9 @@ class BNS(Method):
     def training_step(self, model, batch: Batch) -> torch.Tensor:
         if batch.view is None:
             raise RuntimeError("BNS needs two views: the engine must provide Batch.view")
-        z1 = self.proj(model.pool(model.features(batch.x)))
-        z2 = self.proj(model.pool(model.features(batch.view())))
+        # transform_features lets representation-stage plug-ins (PIF) act on both views
+        z1 = self.proj(model.pool(self.outer.transform_features(model.features(batch.x), batch)))
+        z2 = self.proj(model.pool(self.outer.transform_features(model.features(batch.view()), batch)))
         # the loss sees the global batch: on W ranks every rank computes it over the gathered
         # projections (gradients return to the rank that made them; DDP then averages)
         gather = self.ctx.gather

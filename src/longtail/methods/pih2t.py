@@ -1,17 +1,23 @@
-"""Head-to-tail feature fusion (H2TF; Li et al., AAAI 2024, arXiv 2306.06963, §3; extended
-as half of PI-H2T, arXiv 2506.00625) as a plug-in for the classifier stage of any base
-method: ``crt+h2tf``, ``lws+h2tf``, ...
+"""PI-H2T (Li et al., arXiv 2506.00625, extending H2T, AAAI 2024, arXiv 2306.06963) as plug-ins
+on any base method. Both halves edit the backbone's last feature map ``F ∈ R^{B×C×H×W}`` during
+training only (``Method.transform_features``); at evaluation nothing is fused, so the
+deployed model is exactly the base architecture.
 
-Each step draws two batches: the stage's own sampler (class-balanced in cRT: tail-heavy;
-its labels are the targets) and the ``head`` batch from the instance sampler (head-heavy).
-With ``F_t, F_h ∈ R^{B×C×H×W}`` their last feature maps, one random channel subset I with
-``|I| = ⌊ρ C⌋`` (as the reference code's ``int(beta * C)``) is drawn per step and
-``F_t[:, I] ← F_h[:, I]``; pooling, the classifier and the base method's loss follow. At
-evaluation nothing is fused: the deployed model is the base architecture.
-
-PIF (permutation-invariant representation fusion, the representation-stage half of PI-H2T)
-is not built yet: its exact operation has to be confirmed from the paper (see
-docs/methods/pih2t.md).
+- ``+h2tf`` (head-to-tail fusion, classifier stage; H2T §3): each step draws two batches, the
+  stage's own sampler (class-balanced in cRT: tail-heavy; its labels are the targets) and a
+  ``head`` batch from the instance sampler (head-heavy). One random channel subset I with
+  ``|I| = ⌊ρ C⌋`` (the reference code's ``int(beta * C)``) is drawn per step and
+  ``F_t[:, I] ← F_h[:, I]``; pooling, the classifier and the base method's loss follow.
+- ``+pif`` (permutation-invariant representation fusion, representation stage): with
+  ``S_i = {j : y_j = y_i}`` the batch members of i's class,
+  ``F_i[:, I] ← (1/|S_i|) Σ_{j∈S_i} F_j[:, I]``: part of every sample's representation is
+  its class's batch mean, a symmetric (permutation-invariant) function of the same-class set,
+  so the classifier must recognise the class from any member's channels and the gradient
+  pulls members towards their mean. Our reading: the paper's §3 text was not reachable here
+  (docs/methods/pih2t.md says what is confirmed and what was decided).
+- ``+pih2t``: PIF in a stage that trains the backbone, H2TF in a classifier stage, so one
+  plug-in id serves both stages of a pipeline (``ce+pih2t`` → ``crt+pih2t``); arguments
+  ``{pif: {ratio}, h2tf: {ratio, head_sampler}}``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from longtail.errors import LongtailError
 from longtail.methods.base import Batch, Plugin, register
@@ -27,6 +34,12 @@ from longtail.methods.base import Batch, Plugin, register
 def fused_channel_count(channels: int, ratio: float) -> int:
     """``⌊ρ C⌋`` (a small epsilon guards against ρ·C landing just under an integer)."""
     return int(math.floor(ratio * channels + 1e-9))
+
+
+def random_channels(fmap: torch.Tensor, ratio: float) -> torch.Tensor:
+    """One random subset of ``⌊ρ C⌋`` channel indices (torch's global generator, which the
+    engine seeds identically on every rank, so all ranks fuse the same channels)."""
+    return torch.randperm(fmap.shape[1], device=fmap.device)[: fused_channel_count(fmap.shape[1], ratio)]
 
 
 def head_to_tail_fuse(f_tail: torch.Tensor, f_head: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
@@ -38,6 +51,27 @@ def head_to_tail_fuse(f_tail: torch.Tensor, f_head: torch.Tensor, channels: torc
     return out
 
 
+def class_mean_fuse(fmap: torch.Tensor, labels: torch.Tensor, channels: torch.Tensor, num_classes: int,
+                    gather=lambda t: t) -> torch.Tensor:
+    """``F_i[:, I] ← mean_{j: y_j = y_i} F_j[:, I]`` (a new tensor; differentiable).
+
+    ``gather`` concatenates a tensor over ranks with gradients (identity in one process): the
+    per-class sums and counts are summed over ranks, so the means are over the global batch."""
+    sel = fmap[:, channels].flatten(1).float()  # B × (|I|·H·W)
+    onehot = F.one_hot(labels, num_classes).to(sel.dtype)  # B × K
+    sums = gather((onehot.T @ sel)[None]).sum(0)  # K × (|I|·H·W)
+    counts = gather(onehot.sum(0)[None]).sum(0)
+    means = sums / counts.clamp(min=1)[:, None]
+    out = fmap.clone()
+    out[:, channels] = means[labels].view(fmap.shape[0], len(channels), *fmap.shape[2:]).to(fmap.dtype)
+    return out
+
+
+def _check_ratio(plugin: str, ratio) -> None:
+    if not 0 <= ratio <= 1:
+        raise LongtailError(f"{plugin}: ratio {ratio} is outside [0, 1]", f"set method_args.{plugin}.ratio, e.g. 0.25")
+
+
 @register
 class H2TF(Plugin):
     id = "h2tf"
@@ -46,16 +80,48 @@ class H2TF(Plugin):
 
     def __init__(self, ctx, base, **args):
         super().__init__(ctx, base, **args)
-        if not 0 <= self.args["ratio"] <= 1:
-            raise LongtailError(f"h2tf: ratio {self.args['ratio']} is outside [0, 1]", "set method_args.h2tf.ratio, e.g. 0.25")
+        _check_ratio(self.id, self.args["ratio"])
         self.extra_samplers = {**self.extra_samplers, "head": self.args["head_sampler"]}
 
     def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
         fmap = super().transform_features(fmap, batch)
+        if not self.ctx.model.training:
+            return fmap
         head = batch.extra["head"]
-        model = self.ctx.model
         with torch.set_grad_enabled(not self.ctx.frozen_backbone and torch.is_grad_enabled()):
-            f_head = model.features(head.x)
-        n = fused_channel_count(fmap.shape[1], self.args["ratio"])
-        channels = torch.randperm(fmap.shape[1], device=fmap.device)[:n]
-        return head_to_tail_fuse(fmap, f_head, channels)
+            f_head = self.ctx.model.features(head.x)
+        return head_to_tail_fuse(fmap, f_head, random_channels(fmap, self.args["ratio"]))
+
+
+@register
+class PIF(Plugin):
+    id = "pif"
+    params = {"ratio": 0.25}
+
+    def __init__(self, ctx, base, **args):
+        super().__init__(ctx, base, **args)
+        _check_ratio(self.id, self.args["ratio"])
+
+    def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
+        fmap = super().transform_features(fmap, batch)
+        if not self.ctx.model.training:
+            return fmap
+        channels = random_channels(fmap, self.args["ratio"])
+        return class_mean_fuse(fmap, batch.y, channels, self.ctx.num_classes, self.ctx.gather)
+
+
+@register
+class PIH2T(Plugin):
+    """PIF where the stage trains the backbone, H2TF where only the classifier trains."""
+
+    id = "pih2t"
+    params = {"pif": {}, "h2tf": {}}
+
+    def __init__(self, ctx, base, **args):
+        super().__init__(ctx, base, **args)
+        self.half = H2TF(ctx, base, **self.args["h2tf"]) if ctx.frozen_backbone else PIF(ctx, base, **self.args["pif"])
+        self.extra_samplers = self.half.extra_samplers
+        self.claim(base)  # the half claimed the base when it was built
+
+    def transform_features(self, fmap, batch):
+        return self.half.transform_features(fmap, batch)
