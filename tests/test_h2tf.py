@@ -1,14 +1,9 @@
-"""H2TF: exactly ⌊ρC⌋ channels of the tail-drawn samples replaced, labels kept, nothing fused
-at inference, and a real two-stage run with ``crt+h2tf``."""
-
-import json
+"""H2TF: exactly ⌊ρC⌋ channels of the tail-drawn samples replaced, labels kept (a full
+``ce → crt+h2tf`` run is in test_pif.py with the other fusion pipelines)."""
 
 import pytest
 import torch
 
-from conftest import write_mnist_folder
-from longtail.config import load_config
-from longtail.engine.trainer import Trainer
 from longtail.methods import Batch, StageContext, make_method
 from longtail.methods.pih2t import H2TF, fused_channel_count, head_to_tail_fuse
 from longtail.models import build_model
@@ -46,26 +41,3 @@ def test_plugin_fuses_tail_batch_with_head_batch_and_keeps_labels():
     assert torch.equal(batch.y, yt)  # the loss uses the tail labels
     loss = method.loss(model.head(model.pool(fused)), batch)
     assert torch.isfinite(loss)
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return write_mnist_folder(tmp_path_factory.mktemp("tiny"), n_train_per_class=[50] * 10, n_test_per_class=6)
-
-
-def test_crt_plus_h2tf_trains_and_deploys_the_plain_architecture(tiny_root, tmp_path):
-    cfg = load_config(None, ["data.dataset=mnist", f"data.root={tiny_root}", "data.imbalance_factor=10", "model.arch=resnet8",
-                             "engine.progress=false", "eval.plots=false",
-                             "stages=[{method: ce, epochs: 2, batch_size: 32}, {method: crt+h2tf, epochs: 1, batch_size: 32, "
-                             "backbone_bn: train, method_args: {h2tf: {ratio: 0.25}}}]"])
-    Trainer(cfg, tmp_path, log=lambda m: None).run()
-    m = json.loads((tmp_path / "metrics.json").read_text())
-    assert [s["method"] for s in m["stages"]] == ["ce", "crt+h2tf"]
-    state = torch.load(tmp_path / "model.pt", weights_only=True)
-    plain = build_model("resnet8", 10, 1)
-    plain.load_state_dict(state)  # exactly the base architecture's parameters
-    assert set(state) == set(plain.state_dict())
-    from longtail.cli import main
-
-    assert main(["eval", str(tmp_path), "--json", str(tmp_path / "again.json")]) == 0
-    assert json.loads((tmp_path / "again.json").read_text())["per_class"] == m["per_class"]

@@ -107,3 +107,21 @@ def plot_against_if(rows: list[dict], path, metric: str = "overall") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_sweep(xs: list[float], series: dict[str, list[float]], path, xlabel: str, ylabel: str = "test accuracy (%)",
+               title: str = "") -> Path:
+    """One line per entry of ``series`` against a swept hyper-parameter (e.g. H2TF's ratio)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for name, ys in series.items():
+        ax.plot(xs, ys, marker="o", ms=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
