@@ -150,7 +150,8 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
 def _check_folder_config(r: SuiteRun) -> None:
     """A run folder (possibly shared with another suite) must hold this very run."""
     f = r.run_dir / "config.yaml"
-    if f.exists() and yaml.safe_load(f.read_text()) != to_dict(r.cfg):
+    # through the dataclasses, so keys added to the config schema since the run compare equal
+    if f.exists() and to_dict(from_dict(RunConfig, yaml.safe_load(f.read_text()))) != to_dict(r.cfg):
         raise LongtailError(f"{r.run_dir} holds a run with a different config than '{r.method}' seed {r.seed} of this suite",
                             "give the method another id, or another 'runs' folder to the suite")
 

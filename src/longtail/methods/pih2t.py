@@ -69,7 +69,8 @@ def class_mean_fuse(fmap: torch.Tensor, labels: torch.Tensor, channels: torch.Te
 
 def _check_ratio(plugin: str, ratio) -> None:
     if not 0 <= ratio <= 1:
-        raise LongtailError(f"{plugin}: ratio {ratio} is outside [0, 1]", f"set method_args.{plugin}.ratio, e.g. 0.25")
+        raise LongtailError(f"{plugin}: ratio {ratio} is outside [0, 1]",
+                            f"set method_args.{plugin}.ratio (or method_args.pih2t.{plugin}.ratio) to a share of channels, e.g. 0.25")
 
 
 @register
