@@ -1,5 +1,5 @@
 """The fusion-ratio sweep of H2TF on Fashion-MNIST-LT as a plot: overall, head, tail and
-few-shot accuracy (mean over the suite's seeds) against ρ, where ρ = 0 is cRT (no fusion).
+tail-3 accuracy (mean over the suite's seeds) against ρ, where ρ = 0 is cRT (no fusion).
 
 Reads benchmarks/results/fashion_mnist_lt_h2tf_ratio/results.json (made by
 ``longtail bench benchmarks/suites/fashion_mnist_lt_h2tf_ratio.yaml``) and writes
@@ -27,7 +27,7 @@ def ratio_of(row: dict) -> float:
 def main() -> None:
     rows = json.loads((RESULTS / "results.json").read_text())["runs"]
     ratios = sorted({ratio_of(r) for r in rows})
-    metrics = ("overall", "head", "tail", "few")
+    metrics = ("overall", "head", "tail", "tail3")
     series = {m: [float(np.mean([r["metrics"][m] for r in rows if ratio_of(r) == p])) for p in ratios] for m in metrics}
     seeds = sorted({r["seed"] for r in rows})
     out = plot_sweep(ratios, series, RESULTS / "h2tf_ratio.png", "H2TF fusion ratio ρ (0 = cRT)",
