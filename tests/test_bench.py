@@ -48,7 +48,7 @@ def test_suite_results_skip_and_reuse(tmp_path):
     assert [s["method"] for s in crt_metrics["stages"]] == ["ce", "crt"]  # stage 1 inherited
     # a second call finds everything finished and trains nothing
     msgs = []
-    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append, resume=True)
     assert "4 already finished" in msgs[0] and not any(m.startswith("[") for m in msgs)
     # a fresh checkout has results.json but no run folders: still nothing to train; drop the
     # cRT rows and they are re-made (after re-training the CE runs they reuse), to the same numbers
@@ -56,12 +56,12 @@ def test_suite_results_skip_and_reuse(tmp_path):
 
     shutil.rmtree(tmp_path / "runs")
     msgs.clear()
-    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append, resume=True)
     assert "4 already finished" in msgs[0]
     kept = [r for r in res["runs"] if r["method"] == "ce"]
     (out / "results.json").write_text(json.dumps({"suite": "tiny", "runs": kept}))
     msgs.clear()
-    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append, resume=True)
     assert "2 already finished" in msgs[0] and sum(m.startswith("[") for m in msgs) == 4
     again = json.loads((out / "results.json").read_text())["runs"]
     assert [r["metrics"]["per_class"] for r in again] == [r["metrics"]["per_class"] for r in res["runs"]]
@@ -111,7 +111,9 @@ def test_killed_bench_finishes_only_the_missing_runs(tmp_path):
     p.wait()
     done_before = sorted(str(m.parent.relative_to(tmp_path / "runs")) for m in (tmp_path / "runs").glob("*/*/metrics.json"))
     assert 1 <= len(done_before) < 4
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # without --resume: refused
+    assert refused.returncode == 2 and "--resume" in refused.stderr and "already" in refused.stderr
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert f"{len(done_before)} already finished" in r.stdout
     trained = [line for line in r.stdout.splitlines() if line.startswith("[")]
@@ -132,7 +134,7 @@ def test_suites_share_run_folders_and_hide_base_only_runs(tmp_path):
                           "crt_slow": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce", "set": ["stages.1.optimizer.lr=0.01"]}}}
     (tmp_path / "second.yaml").write_text(yaml.safe_dump(second))
     msgs = []
-    out = run_suite(tmp_path / "second.yaml", results_root=tmp_path / "results", log=msgs.append)
+    out = run_suite(tmp_path / "second.yaml", results_root=tmp_path / "results", log=msgs.append, resume=True)
     assert "2 already finished" in msgs[0] and sum(m.startswith("[") for m in msgs) == 2  # only the two variants
     rows = json.loads((out / "results.json").read_text())["runs"]
     assert [(r["method"], r["seed"]) for r in rows] == [("crt_slow", 0), ("crt_slow", 1)]
@@ -141,3 +143,48 @@ def test_suites_share_run_folders_and_hide_base_only_runs(tmp_path):
     (tmp_path / "clash.yaml").write_text(yaml.safe_dump(clash))
     with pytest.raises(LongtailError, match="different config"):
         run_suite(tmp_path / "clash.yaml", results_root=tmp_path / "results", log=lambda m: None)
+
+
+def test_imbalance_factor_axis_and_tiers(tmp_path):
+    """``imbalance_factors`` makes a run folder and a results table per IF; a tier's ``epochs``
+    reaches each stage by name (a stage it does not name is refused), a method's ``tiers``
+    entry applies only in that tier, and a non-default tier writes to ``<suite>_<tier>``."""
+    from longtail.bench import results_dir
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    common = {"data": {"dataset": "mnist", "root": str(root)}, "model": {"arch": "resnet8"},
+              "engine": {"threads": 2, "progress": False}, "eval": {"plots": False}}
+    s1 = {**STAGE1, "name": "stage1"}
+    (tmp_path / "ce.yaml").write_text(yaml.safe_dump({**common, "stages": [s1]}))
+    (tmp_path / "crt.yaml").write_text(yaml.safe_dump({**common, "stages": [s1, {"method": "crt", "name": "crt", "batch_size": 32}]}))
+    suite = {"suite": "grid", "seeds": [0], "imbalance_factors": [10, 4], "tier": "quick",
+             "tiers": {"quick": {"epochs": {"stage1": 1, "crt": 1}},
+                       "full": {"epochs": {"stage1": 3, "crt": 2}, "set": ["stages.stage1.optimizer.lr=0.02"]}},
+             "methods": {"ce": str(tmp_path / "ce.yaml"),
+                         "crt": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce", "tiers": {"full": ["stages.crt.batch_size=16"]}}}}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    meta, runs = load_suite(tmp_path / "suite.yaml", tmp_path / "runs", tier="full")
+    assert [r.cfg.stages[-1].epochs for r in runs] == [3, 2, 3, 2]
+    assert runs[1].cfg.stages[0].optimizer.lr == 0.02 and runs[1].cfg.stages[1].batch_size == 16
+    assert runs[1].cfg.model.init == str(tmp_path / "runs" / "full" / "if10" / "ce" / "seed0")
+    assert results_dir(meta, tmp_path / "res").name == "grid_full" and meta["command"].endswith("--tier full")
+    with pytest.raises(LongtailError, match="no tier 'fast'"):
+        load_suite(tmp_path / "suite.yaml", tier="fast")
+    suite["tiers"]["quick"]["epochs"] = {"stage1": 1}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(suite))
+    with pytest.raises(LongtailError, match="no epochs for stage 'crt' of method 'crt'"):
+        load_suite(tmp_path / "bad.yaml")
+
+    out = run_suite(tmp_path / "suite.yaml", tmp_path / "runs", tmp_path / "res", log=lambda m: None)
+    assert out.name == "grid"
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["method"], r["imbalance_factor"]) for r in rows] == [("ce", 10), ("crt", 10), ("ce", 4), ("crt", 4)]
+    assert all(r["epochs"][-1] == 1 and r["tier"] == "quick" for r in rows)
+    assert rows[0]["class_counts"][-1] == 4 and rows[2]["class_counts"][-1] == 10  # 40 / IF
+    assert (tmp_path / "runs" / "quick" / "if4" / "crt" / "seed0" / "metrics.json").exists()
+    md = (out / "results.md").read_text()
+    assert "## mnist_lt, imbalance factor 10" in md and "## mnist_lt, imbalance factor 4" in md and md.count("| crt | 1 |") == 2
+    for f in ("per_class_mnist_lt_if10.png", "per_class_mnist_lt_if4.png", "overall_vs_if.png", "tail_vs_if.png"):
+        assert (out / f).stat().st_size > 1000
+    with pytest.raises(LongtailError, match="--resume"):
+        run_suite(tmp_path / "suite.yaml", tmp_path / "runs", tmp_path / "res", log=lambda m: None)

@@ -55,3 +55,13 @@ def test_every_shipped_config_loads_and_names_real_methods(path):
         base, _, plugins = split_method(stage.method, stage.method_args)
         assert not issubclass(method_class(base), Plugin)
         assert all(issubclass(method_class(p), Plugin) for p, _ in plugins)
+
+
+def test_overrides_reach_stages_by_name():
+    from longtail.config import apply_overrides
+
+    data = {"stages": [{"name": "stage1", "epochs": 5}, {"name": "crt", "epochs": 2}]}
+    apply_overrides(data, ["stages.crt.epochs=10", "stages.0.batch_size=64"])
+    assert data["stages"] == [{"name": "stage1", "epochs": 5, "batch_size": 64}, {"name": "crt", "epochs": 10}]
+    with pytest.raises(LongtailError, match="'lws' is not an index .* or a name \\('stage1', 'crt'\\)"):
+        apply_overrides(data, ["stages.lws.epochs=1"])

@@ -1,27 +1,37 @@
-"""Benchmark suites: a grid of (method × seed) runs on the engine, and its results files.
+"""Benchmark suites: a grid of (method × imbalance factor × seed) runs on the engine, and its
+results files.
 
-A suite file names the method configs and the seeds::
+A suite file names the method configs, the seeds, optionally the imbalance factors and tiers::
 
-    suite: fashion_mnist_lt_baselines
-    tier: quick
+    suite: fashion_mnist_lt
     seeds: [0, 1, 2]
-    set: []                      # overrides applied to every run
-    runs: runs/bench/<suite>     # the run folders (suites may share one: equal runs run once)
+    imbalance_factors: [10, 50, 100]   # optional: overrides data.imbalance_factor, a folder each
+    set: []                            # overrides applied to every run
+    runs: runs/bench/<suite>           # the run folders (suites may share one: equal runs run once)
+    tier: quick                        # the default tier
+    tiers:                             # optional: named schedules
+      quick: {set: [model.arch=resnet8]}
+      full: {epochs: {stage1: 200, crt: 10}}   # stage name -> epochs; every stage must be named
     methods:
       ce: configs/fashion_mnist_lt/ce.yaml
       crt: {config: configs/fashion_mnist_lt/crt.yaml, reuse: ce}
+      ldam_drw: {config: configs/fashion_mnist_lt/ldam_drw.yaml, tiers: {full: [stages.stage1.method_args.drw_epoch=160]}}
       bns_repr: {config: configs/fashion_mnist_lt/bns_repr.yaml, report: false}
       h2tf_p0.5: {config: configs/fashion_mnist_lt/ce_h2tf.yaml, reuse: ce, set: [stages.1.method_args.h2tf.ratio=0.5]}
 
+Overrides apply in this order: the tier's epochs, the suite's ``set``, the tier's ``set``, the
+method's ``set`` and its ``tiers`` entry (epoch-valued arguments such as ``drw_epoch`` go there).
 ``reuse: ce`` runs only the stages after the first, starting from the ``ce`` run of the same
-seed (its stage 1 must be configured identically; this is checked), so every decoupled
+seed and IF (its stage 1 must be configured identically; this is checked), so every decoupled
 method shares one stage-1 model; ``report: false`` keeps a run that exists only to be reused
-out of the results. Finished runs (``metrics.json`` in the run folder, or a row
-of ``results.json`` with the same config) are skipped and interrupted ones resumed, so a
-killed bench continues where it stopped; results are written after every run.
+out of the results. With ``resume`` (``--resume``), finished runs (``metrics.json`` in the run
+folder, or a row of ``results.json`` with the same config) are skipped and interrupted ones
+resumed, so a killed bench continues where it stopped; results are written after every run.
 
-Outputs in ``benchmarks/results/<suite>/``: ``results.json`` (PROTOCOL.md schema) and
-``results.md`` (mean ± sample std over seeds), both made from the runs alone.
+Outputs in ``benchmarks/results/<suite>/`` (``<suite>_<tier>/`` for a tier other than the
+default): ``results.json`` (PROTOCOL.md schema), ``results.md`` (mean ± sample std over seeds, a
+table per IF) and plots (per-class accuracy against class size, every method on one figure per
+IF; overall and tail accuracy against IF), all made from the runs alone.
 """
 
 from __future__ import annotations
@@ -50,6 +60,12 @@ class SuiteRun:
     run_dir: Path
     reuse: str | None
     report: bool = True
+    imbalance: float | None = None  # the suite's IF axis (None: the config's own)
+
+    @property
+    def key(self) -> tuple:
+        """(method, imbalance factor, seed): what identifies a row of results.json."""
+        return self.method, float(self.cfg.data.imbalance_factor), self.seed
 
 
 def _read_yaml(path: Path) -> dict:
@@ -62,9 +78,46 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] | None = None) -> tuple[dict, list[SuiteRun]]:
+def _override_list(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise LongtailError(f"{where} must be a list of 'key=value' strings", "write e.g. set: [stages.stage1.epochs=200]")
+    return list(value)
+
+
+def _tier_spec(suite: dict, path: Path, tier: str | None) -> tuple[str, dict]:
+    """The chosen tier's settings: ``{set: [...], epochs: {stage name: epochs}}``."""
+    tiers = suite.get("tiers") or {}
+    tier = tier or suite.get("tier") or (next(iter(tiers)) if tiers else "")
+    if tiers and tier not in tiers:
+        raise LongtailError(f"suite {path} has no tier '{tier}'", f"choose one of {sorted(tiers)}")
+    if not tiers and tier and suite.get("tier") and tier != suite["tier"]:
+        raise LongtailError(f"suite {path} defines only the '{suite['tier']}' tier", "drop --tier, or add a 'tiers:' mapping")
+    spec = dict(tiers.get(tier) or {})
+    if set(spec) - {"set", "epochs", "description"}:
+        raise LongtailError(f"suite {path}: tier '{tier}' has unknown keys {sorted(set(spec) - {'set', 'epochs', 'description'})}",
+                            "a tier takes 'set' (overrides), 'epochs' (stage name -> epochs) and 'description'")
+    return tier, spec
+
+
+def _tier_epochs(data: dict, epochs: dict, mid: str, tier: str) -> list[str]:
+    """Overrides giving every stage the tier's epochs for its name; a stage the tier does not
+    name is an error, so no stage silently keeps another tier's schedule."""
+    out = []
+    for i, st in enumerate(data.get("stages") or [{}]):
+        name = st.get("name", "")
+        if name not in epochs:
+            raise LongtailError(f"tier '{tier}' gives no epochs for stage '{name or i}' of method '{mid}'",
+                                f"add '{name or '<name the stage>'}: N' to the tier's 'epochs' mapping")
+        out.append(f"stages.{i}.epochs={int(epochs[name])}")
+    return out
+
+
+def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] | None = None,
+               tier: str | None = None) -> tuple[dict, list[SuiteRun]]:
     suite = _read_yaml(path)
-    allowed = {"suite", "tier", "seeds", "set", "methods", "description", "runs"}
+    allowed = {"suite", "tier", "tiers", "seeds", "imbalance_factors", "set", "methods", "description", "runs"}
     unknown = set(suite) - allowed
     if unknown:
         raise LongtailError(f"suite {path}: unknown key(s) {sorted(unknown)}", f"valid keys: {sorted(allowed)}")
@@ -72,12 +125,21 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         raise LongtailError(f"suite {path} lists no methods", "add a 'methods:' mapping of id -> config")
     name = suite.get("suite") or Path(path).stem
     seeds = suite.get("seeds", [0])
-    overrides = list(suite.get("set", [])) + list(extra_set or [])
+    tier, tier_spec = _tier_spec(suite, path, tier)
+    overrides = (_override_list(suite.get("set"), f"suite {path}: set")
+                 + _override_list(tier_spec.get("set"), f"suite {path}: tier '{tier}' set") + list(extra_set or []))
+    ifs = suite.get("imbalance_factors")
+    if ifs is not None and (not isinstance(ifs, list) or not ifs
+                            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 1 for x in ifs)):
+        raise LongtailError(f"suite {path}: imbalance_factors = {ifs!r} must be a list of numbers >= 1",
+                            "write e.g. imbalance_factors: [10, 50, 100]")
     runs_root = Path(runs_root or suite.get("runs") or Path("runs") / "bench" / name)
+    if suite.get("tiers"):
+        runs_root = runs_root / tier  # the tiers' runs differ, so they never share a folder
     specs = {}
     for mid, spec in suite["methods"].items():
         spec = {"config": spec} if isinstance(spec, str) else dict(spec)
-        keys = {"config", "reuse", "report", "set"}
+        keys = {"config", "reuse", "report", "set", "tiers"}
         if set(spec) - keys:
             raise LongtailError(f"suite {path}: method '{mid}' has unknown keys {sorted(set(spec) - keys)}",
                                 f"use {', '.join(sorted(keys))}")
@@ -86,21 +148,28 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                                 "list the reused method earlier in 'methods'")
         specs[mid] = spec
     runs = []
-    for mid in specs:  # suite order: the order runs are made and rows are reported
-        spec = specs[mid]
-        base_data = _read_yaml(Path(spec["config"]))
-        for seed in seeds:
-            data = apply_overrides(copy.deepcopy(base_data), overrides + list(spec.get("set", [])) + [f"seed={seed}"])
-            run_dir = runs_root / mid / f"seed{seed}"
-            reuse = spec.get("reuse")
-            if reuse:
-                base_cfg = next(r.cfg for r in runs if r.method == reuse and r.seed == seed)
-                _check_reusable(mid, data, base_cfg)
-                data.setdefault("model", {})["init"] = str(runs_root / reuse / f"seed{seed}")
-                data["start_stage"] = 1
-            cfg = from_dict(RunConfig, data)
-            runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, bool(spec.get("report", True))))
-    return {"suite": name, "tier": suite.get("tier", ""), "seeds": seeds, "path": str(path)}, runs
+    for imb in ifs or [None]:
+        root = runs_root / f"if{imb:g}" if imb is not None else runs_root
+        for mid, spec in specs.items():  # suite order: the order runs are made and rows are reported
+            base_data = _read_yaml(Path(spec["config"]))
+            method_set = (_override_list(spec.get("set"), f"suite {path}: {mid}.set")
+                          + _override_list((spec.get("tiers") or {}).get(tier), f"suite {path}: {mid}.tiers.{tier}"))
+            epochs = _tier_epochs(base_data, tier_spec["epochs"], mid, tier) if tier_spec.get("epochs") else []
+            for seed in seeds:
+                data = apply_overrides(copy.deepcopy(base_data), epochs + overrides + method_set + [f"seed={seed}"]
+                                       + ([f"data.imbalance_factor={imb}"] if imb is not None else []))
+                run_dir = root / mid / f"seed{seed}"
+                reuse = spec.get("reuse")
+                if reuse:
+                    base_cfg = next(r.cfg for r in runs if r.method == reuse and r.seed == seed and r.imbalance == imb)
+                    _check_reusable(mid, data, base_cfg)
+                    data.setdefault("model", {})["init"] = str(root / reuse / f"seed{seed}")
+                    data["start_stage"] = 1
+                cfg = from_dict(RunConfig, data)
+                runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, bool(spec.get("report", True)), imb))
+    command = f"longtail bench {path}" + (f" --tier {tier}" if suite.get("tiers") else "")
+    return {"suite": name, "tier": tier, "seeds": seeds, "path": str(path), "command": command,
+            "default_tier": bool(not suite.get("tiers") or tier == (suite.get("tier") or next(iter(suite["tiers"]))))}, runs
 
 
 def _check_reusable(mid: str, data: dict, base: RunConfig):
@@ -112,21 +181,37 @@ def _check_reusable(mid: str, data: dict, base: RunConfig):
                             "make stage 1 of both configs identical, or drop 'reuse'")
 
 
+def results_dir(meta: dict, results_root: Path | None = None) -> Path:
+    """``<results>/<suite>`` for the suite's default tier, ``<results>/<suite>_<tier>`` for another."""
+    name = meta["suite"] if meta["default_tier"] else f"{meta['suite']}_{meta['tier']}"
+    return Path(results_root or Path("benchmarks/results")) / name
+
+
 def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | None = None,
-              extra_set: list[str] | None = None, log=print) -> Path:
+              extra_set: list[str] | None = None, log=print, tier: str | None = None, resume: bool = False) -> Path:
+    """Train every run of the suite not yet finished and write the results files.
+
+    ``resume=False`` (the command line without ``--resume``) refuses to start when any run of
+    the grid is already finished or begun, so results are never mixed up by accident."""
     from longtail.engine.trainer import Trainer
 
-    meta, runs = load_suite(path, runs_root, extra_set)
-    out = Path(results_root or Path("benchmarks/results")) / meta["suite"]
+    meta, runs = load_suite(path, runs_root, extra_set, tier)
+    out = results_dir(meta, results_root)
     recorded = _recorded_rows(out, runs)
     for r in runs:
         _check_folder_config(r)
-    todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and (r.method, r.seed) not in recorded]
+    todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and r.key not in recorded]
+    begun = [r for r in runs if r not in todo or (r.run_dir / "checkpoint.pt").exists()]
+    if begun and not resume:
+        raise LongtailError(f"{len(begun)} of the {len(runs)} runs of suite '{meta['suite']}' ({meta['tier']} tier) are already "
+                            f"finished or begun (in {begun[0].run_dir.parent.parent} or recorded in {out / 'results.json'})",
+                            "pass --resume to continue the grid (finished runs are skipped), or --results/--runs to start "
+                            "a fresh grid elsewhere")
     # a reusing run needs its base run's weights; a base that is recorded but whose folder is
     # gone (a fresh checkout) is trained again first (deterministic: the same numbers)
-    missing = {(r.reuse, r.seed) for r in todo if r.reuse and not (Path(r.cfg.model.init) / "model.pt").exists()}
-    bases = [r for r in runs if (r.method, r.seed) in missing and r not in todo]
-    log(f"suite {meta['suite']}: {len(runs)} runs, {len(runs) - len(todo)} already finished"
+    missing = {(r.reuse, r.imbalance, r.seed) for r in todo if r.reuse and not (Path(r.cfg.model.init) / "model.pt").exists()}
+    bases = [r for r in runs if (r.method, r.imbalance, r.seed) in missing and r not in todo]
+    log(f"suite {meta['suite']} ({meta['tier']} tier): {len(runs)} runs, {len(runs) - len(todo)} already finished"
         + (f"; re-training {len(bases)} recorded base run(s) whose weights are reused" if bases else ""))
     todo = bases + todo
     t0 = time.perf_counter()
@@ -134,16 +219,20 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     for i, r in enumerate(todo):
         spent = sum(cost[:i])
         eta = "" if not spent else f", ETA {(time.perf_counter() - t0) / spent * sum(cost[i:]) / 60:.0f} min"
-        log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method} seed {r.seed}{eta}")
-        resume = (r.run_dir / "checkpoint.pt").exists()
+        where = f" IF {r.imbalance:g}" if r.imbalance is not None else ""
+        log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{eta}")
+        resume_run = (r.run_dir / "checkpoint.pt").exists()
         r.run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
+        if not resume_run:
             (r.run_dir / "commit.txt").write_text(_git_commit() + "\n")
         t = time.perf_counter()
-        Trainer(r.cfg, r.run_dir, resume=resume, log=lambda m: None).run()
+        Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
         (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
-    log(f"results: {out / 'results.json'}, {out / 'results.md'}")
+    rows = write_results(meta, runs, out, recorded)
+    if rows:
+        write_plots(rows, out)  # once at the end: a plot per IF costs seconds
+    log(f"results: {out / 'results.json'}, {out / 'results.md'}, plots in {out}")
     return out
 
 
@@ -176,12 +265,12 @@ def _recorded_rows(out: Path, runs: list[SuiteRun]) -> dict:
     f = out / "results.json"
     if not f.exists():
         return {}
-    want = {(r.method, r.seed): to_dict(r.cfg) for r in runs}
+    want = {r.key: to_dict(r.cfg) for r in runs}
     rows = json.loads(f.read_text()).get("runs", [])
-    return {(x["method"], x["seed"]): x for x in rows if want.get((x["method"], x["seed"])) == x.get("config")}
+    return {k: x for x in rows if want.get(k := (x["method"], float(x["imbalance_factor"]), x["seed"])) == x.get("config")}
 
 
-def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | None = None) -> None:
+def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in runs:
@@ -189,8 +278,8 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             continue
         mfile = r.run_dir / "metrics.json"
         if not mfile.exists():
-            if recorded and (r.method, r.seed) in recorded:
-                rows.append(recorded[(r.method, r.seed)])
+            if recorded and r.key in recorded:
+                rows.append(recorded[r.key])
             continue
         m = json.loads(mfile.read_text())
         wall = (r.run_dir / "wall_s.txt").read_text().strip() if (r.run_dir / "wall_s.txt").exists() else None
@@ -202,12 +291,13 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             "metrics": {**{k: m.get(k) for k in METRIC_KEYS}, "per_class": m["per_class"]},
             "class_counts": m["class_counts"],
             "reuses": r.reuse,
-            "command": f"longtail bench {meta['path']}", "config": to_dict(r.cfg), "commit": commit,
+            "command": meta["command"], "config": to_dict(r.cfg), "commit": commit,
             "machine": m["run"]["machine"], "torch": m["run"]["torch"], "date": m["run"]["date"],
             "wall_s": float(wall) if wall else m["run"]["wall_s_this_process"],
         })
     (out / "results.json").write_text(json.dumps({"suite": meta["suite"], "runs": rows}, indent=1) + "\n")
     (out / "results.md").write_text(results_table(meta, rows))
+    return rows
 
 
 def _mean_std(vals):
@@ -219,20 +309,56 @@ def _mean_std(vals):
     return f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
 
 
+def _groups(rows: list[dict]) -> list[tuple[str, float, list[dict]]]:
+    """Rows split by (data set, imbalance factor), in the order they first appear."""
+    keys = dict.fromkeys((r["dataset"], r["imbalance_factor"]) for r in rows)
+    return [(ds, imb, [r for r in rows if (r["dataset"], r["imbalance_factor"]) == (ds, imb)]) for ds, imb in keys]
+
+
 def results_table(meta: dict, rows: list[dict]) -> str:
-    """Mean ± sample std over seeds, one row per method, from results.json rows alone."""
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    """Mean ± sample std over seeds, one row per method and a table per (data set, IF), from
+    results.json rows alone."""
     cols = [k for k in METRIC_KEYS if any(r["metrics"].get(k) is not None for r in rows)]
     lines = [f"# {meta['suite']} ({meta['tier']} tier)", "",
              f"Mean ± sample standard deviation over seeds; accuracies and ECE in percent. "
-             f"Regenerate: `longtail bench {meta['path']}`.", "",
-             "| method | seeds | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
-    for mid in methods:
-        rs = [r for r in rows if r["method"] == mid]
-        lines.append(f"| {mid} | {len(rs)} | " + " | ".join(_mean_std([r['metrics'].get(c) for r in rs]) for c in cols) + " |")
+             f"Regenerate: `{meta['command']}`.", ""]
+    groups = _groups(rows)
+    for ds, imb, sub in groups:
+        if len(groups) > 1:
+            lines += [f"## {ds}, imbalance factor {imb:g}", ""]
+        lines += ["| method | seeds | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
+        for mid in dict.fromkeys(r["method"] for r in sub):
+            rs = [r for r in sub if r["method"] == mid]
+            lines.append(f"| {mid} | {len(rs)} | " + " | ".join(_mean_std([r['metrics'].get(c) for r in rs]) for c in cols) + " |")
+        lines.append("")
     if rows:
         r0 = rows[0]
-        lines += ["", f"Machine: {r0['machine']}; torch {r0['torch']}; commit {r0['commit']}; dates "
+        lines += [f"Machine: {r0['machine']}; torch {r0['torch']}; commit {r0['commit']}; dates "
                   f"{min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}; "
                   f"total wall time {sum(r['wall_s'] for r in rows) / 60:.0f} min."]
     return "\n".join(lines) + "\n"
+
+
+def write_plots(rows: list[dict], out: Path) -> list[Path]:
+    """``per_class[_<ds>_if<IF>].png`` (every method's per-class accuracy, mean over seeds, against
+    class size) and, with several IFs, ``accuracy_vs_if.png`` (overall and tail)."""
+    import numpy as np
+
+    from longtail.evaluation import plots
+
+    made = []
+    groups = _groups(rows)
+    for ds, imb, sub in groups:
+        series = {m: np.nanmean(np.array([[np.nan if v is None else v for v in r["metrics"]["per_class"]]
+                                          for r in sub if r["method"] == m], dtype=float), 0).tolist()
+                  for m in dict.fromkeys(r["method"] for r in sub)}
+        name = "per_class.png" if len(groups) == 1 else f"per_class_{ds}_if{imb:g}.png"
+        made.append(plots.plot_per_class(series, sub[0]["class_counts"], out / name,
+                                         title=f"{ds}, IF {imb:g}: per-class accuracy, mean over seeds"))
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sub = [r for r in rows if r["dataset"] == ds]
+        if len({r["imbalance_factor"] for r in sub}) > 1:
+            for metric in ("overall", "tail"):
+                suffix = "" if len({r["dataset"] for r in rows}) == 1 else f"_{ds}"
+                made.append(plots.plot_against_if(sub, out / f"{metric}_vs_if{suffix}.png", metric=metric))
+    return made

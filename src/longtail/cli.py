@@ -111,7 +111,7 @@ def cmd_fetch(args) -> int:
 def cmd_bench(args) -> int:
     from longtail.bench import run_suite
 
-    run_suite(Path(args.suite), args.runs, args.results, args.overrides)
+    run_suite(Path(args.suite), args.runs, args.results, args.overrides, tier=args.tier, resume=args.resume)
     return 0
 
 
@@ -138,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="class counts, imbalance and many/medium/few split of a config's data")
     _add_config_args(i)
     i.set_defaults(func=cmd_info)
-    b = sub.add_parser("bench", help="run a benchmark suite (finished runs are skipped, interrupted ones resumed)")
-    b.add_argument("suite", help="suite file, e.g. benchmarks/suites/fashion_mnist_lt_baselines.yaml")
+    b = sub.add_parser("bench", help="run a benchmark suite: a grid of method x imbalance factor x seed runs")
+    b.add_argument("suite", help="suite file, e.g. benchmarks/suites/fashion_mnist_lt.yaml")
+    b.add_argument("--tier", help="which of the suite's tiers to run (default: the suite's 'tier')")
+    b.add_argument("--resume", action="store_true",
+                   help="continue a grid: skip finished runs, resume interrupted ones (without it, a grid that has begun is refused)")
     b.add_argument("--runs", help="folder for the runs (default runs/bench/<suite>)")
     b.add_argument("--results", help="folder for results (default benchmarks/results)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

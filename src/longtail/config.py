@@ -262,16 +262,18 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML; list items by index)."""
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML).
+
+    List items are addressed by index or, for lists of mappings with a ``name`` (stages), by
+    name: ``stages.stage1.epochs=200`` reaches the same stage in every config that names it,
+    whatever its position."""
     for item in overrides or []:
         path, value = _parse_override(item)
         node = data
         for i, part in enumerate(path):
             last = i == len(path) - 1
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise LongtailError(f"--set {item}: '{part}' is not an index of a {len(node)}-item list", "use e.g. stages.0.epochs")
-                part = int(part)
+                part = _list_index(node, part, item)
             elif not isinstance(node, dict):
                 raise LongtailError(f"--set {item}: '{'.'.join(path[:i])}' is not a section", "check the key path")
             if last:
@@ -281,6 +283,17 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                     node[part] = {}
                 node = node[part]
     return data
+
+
+def _list_index(node: list, part: str, item: str) -> int:
+    if part.isdigit() and int(part) < len(node):
+        return int(part)
+    names = [x.get("name") for x in node if isinstance(x, dict)]
+    if not part.isdigit() and names.count(part) == 1:
+        return names.index(part)
+    named = f" or a name ({', '.join(repr(n) for n in names if n)})" if any(names) else ""
+    raise LongtailError(f"--set {item}: '{part}' is not an index of the {len(node)}-item list{named}",
+                        "use e.g. stages.0.epochs, or stages.<stage name>.epochs")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
