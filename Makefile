@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.longtail-installed
 
-.PHONY: install data demo test bench-throughput clean
+.PHONY: install data demo test bench bench-throughput clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: data
 
 test: data
 	$(PY) -m pytest
+
+bench: data  # the quick tier of the full grid (about an hour on 2 CPU cores); continues a killed one
+	$(VENV)/bin/longtail bench benchmarks/suites/fashion_mnist_lt.yaml --resume
 
 bench-throughput: data
 	$(PY) benchmarks/throughput.py

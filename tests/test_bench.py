@@ -2,6 +2,7 @@
 finished runs, and stage-1 reuse that is bit-identical to running both stages."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,13 +160,14 @@ def test_imbalance_factor_axis_and_tiers(tmp_path):
     (tmp_path / "crt.yaml").write_text(yaml.safe_dump({**common, "stages": [s1, {"method": "crt", "name": "crt", "batch_size": 32}]}))
     suite = {"suite": "grid", "seeds": [0], "imbalance_factors": [10, 4], "tier": "quick",
              "tiers": {"quick": {"epochs": {"stage1": 1, "crt": 1}},
-                       "full": {"epochs": {"stage1": 3, "crt": 2}, "set": ["stages.stage1.optimizer.lr=0.02"]}},
+                       "full": {"epochs": {"stage1": 3, "crt": 2}, "set": ["stages.stage1.optimizer.lr=0.02", "stages.crt.optimizer.lr=0.3"]}},
              "methods": {"ce": str(tmp_path / "ce.yaml"),
                          "crt": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce", "tiers": {"full": ["stages.crt.batch_size=16"]}}}}
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
     meta, runs = load_suite(tmp_path / "suite.yaml", tmp_path / "runs", tier="full")
     assert [r.cfg.stages[-1].epochs for r in runs] == [3, 2, 3, 2]
     assert runs[1].cfg.stages[0].optimizer.lr == 0.02 and runs[1].cfg.stages[1].batch_size == 16
+    assert runs[1].cfg.stages[1].optimizer.lr == 0.3 and len(runs[0].cfg.stages) == 1  # 'crt' only where it exists
     assert runs[1].cfg.model.init == str(tmp_path / "runs" / "full" / "if10" / "ce" / "seed0")
     assert results_dir(meta, tmp_path / "res").name == "grid_full" and meta["command"].endswith("--tier full")
     with pytest.raises(LongtailError, match="no tier 'fast'"):
@@ -174,6 +176,12 @@ def test_imbalance_factor_axis_and_tiers(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(suite))
     with pytest.raises(LongtailError, match="no epochs for stage 'crt' of method 'crt'"):
         load_suite(tmp_path / "bad.yaml")
+    suite["methods"]["crt"]["tiers"] = {"fulll": ["stages.crt.batch_size=16"]}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(suite))
+    with pytest.raises(LongtailError, match=r"'crt' has entries for unknown tier\(s\) \['fulll'\]"):
+        load_suite(tmp_path / "bad.yaml")
+    with pytest.raises(LongtailError, match="names stage 'crtt', which no method"):
+        load_suite(tmp_path / "suite.yaml", tier="full", extra_set=["stages.crtt.epochs=1"])
 
     out = run_suite(tmp_path / "suite.yaml", tmp_path / "runs", tmp_path / "res", log=lambda m: None)
     assert out.name == "grid"
@@ -188,3 +196,17 @@ def test_imbalance_factor_axis_and_tiers(tmp_path):
         assert (out / f).stat().st_size > 1000
     with pytest.raises(LongtailError, match="--resume"):
         run_suite(tmp_path / "suite.yaml", tmp_path / "runs", tmp_path / "res", log=lambda m: None)
+
+
+@pytest.mark.parametrize("suite", sorted(p.name for p in (Path(__file__).parents[1] / "benchmarks" / "suites").glob("*.yaml")))
+def test_shipped_suites_load_in_every_tier(suite, monkeypatch):
+    """Every shipped suite resolves to valid configs in each of its tiers: the files exist,
+    every stage gets its tier's epochs, reused stage-1 models match."""
+    root = Path(__file__).parents[1]
+    monkeypatch.chdir(root)
+    path = Path("benchmarks/suites") / suite
+    tiers = list((yaml.safe_load(path.read_text()).get("tiers") or {None: None}))
+    for tier in tiers:
+        meta, runs = load_suite(path, tier=tier)
+        assert runs and len({r.run_dir for r in runs}) == len(runs)
+        assert all(r.seed == r.cfg.seed for r in runs)

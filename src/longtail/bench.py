@@ -19,8 +19,10 @@ A suite file names the method configs, the seeds, optionally the imbalance facto
       bns_repr: {config: configs/fashion_mnist_lt/bns_repr.yaml, report: false}
       h2tf_p0.5: {config: configs/fashion_mnist_lt/ce_h2tf.yaml, reuse: ce, set: [stages.1.method_args.h2tf.ratio=0.5]}
 
-Overrides apply in this order: the tier's epochs, the suite's ``set``, the tier's ``set``, the
-method's ``set`` and its ``tiers`` entry (epoch-valued arguments such as ``drw_epoch`` go there).
+Overrides apply in this order: the tier's epochs, the suite's ``set``, the tier's ``set``,
+``--set``, the method's ``set`` and its ``tiers`` entry (epoch-valued arguments such as
+``drw_epoch`` go there). A suite-wide override that addresses a stage by name
+(``stages.stage1.schedule.warmup_epochs=5``) applies to the configs that have such a stage.
 ``reuse: ce`` runs only the stages after the first, starting from the ``ce`` run of the same
 seed and IF (its stage 1 must be configured identically; this is checked), so every decoupled
 method shares one stage-1 model; ``report: false`` keeps a run that exists only to be reused
@@ -72,7 +74,11 @@ def _read_yaml(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise LongtailError(f"file not found: {path}", "check the path in the suite file")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise LongtailError(f"{path} is not valid YAML: {e}", "fix the syntax at the line shown "
+                            "(quote a value holding ': ' or '[', e.g. \"stages.stage1.schedule.milestones=[160, 180]\")") from None
     if not isinstance(data, dict):
         raise LongtailError(f"{path} must hold a mapping", "write 'key: value' lines")
     return data
@@ -86,10 +92,12 @@ def _override_list(value, where: str) -> list[str]:
     return list(value)
 
 
-def _tier_spec(suite: dict, path: Path, tier: str | None) -> tuple[str, dict]:
-    """The chosen tier's settings: ``{set: [...], epochs: {stage name: epochs}}``."""
+def _tier_spec(suite: dict, path: Path, tier: str | None) -> tuple[str, str, dict]:
+    """The chosen tier, the suite's default one, and the chosen tier's settings
+    (``{set: [...], epochs: {stage name: epochs}}``)."""
     tiers = suite.get("tiers") or {}
-    tier = tier or suite.get("tier") or (next(iter(tiers)) if tiers else "")
+    default = suite.get("tier") or (next(iter(tiers)) if tiers else "")
+    tier = tier or default
     if tiers and tier not in tiers:
         raise LongtailError(f"suite {path} has no tier '{tier}'", f"choose one of {sorted(tiers)}")
     if not tiers and tier and suite.get("tier") and tier != suite["tier"]:
@@ -98,7 +106,7 @@ def _tier_spec(suite: dict, path: Path, tier: str | None) -> tuple[str, dict]:
     if set(spec) - {"set", "epochs", "description"}:
         raise LongtailError(f"suite {path}: tier '{tier}' has unknown keys {sorted(set(spec) - {'set', 'epochs', 'description'})}",
                             "a tier takes 'set' (overrides), 'epochs' (stage name -> epochs) and 'description'")
-    return tier, spec
+    return tier, default, spec
 
 
 def _tier_epochs(data: dict, epochs: dict, mid: str, tier: str) -> list[str]:
@@ -114,6 +122,18 @@ def _tier_epochs(data: dict, epochs: dict, mid: str, tier: str) -> list[str]:
     return out
 
 
+def _for_config(overrides: list[str], data: dict) -> list[str]:
+    """The suite-wide overrides that apply to one config: one addressing a stage by name
+    (``stages.stage1.epochs=...``) applies to the configs that have a stage of that name."""
+    names = {st.get("name") for st in data.get("stages") or []}
+    return [o for o in overrides if not _named_stage(o) or _named_stage(o) in names]
+
+
+def _named_stage(override: str) -> str | None:
+    parts = override.split("=", 1)[0].strip().split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "stages" and not parts[1].isdigit() else None
+
+
 def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] | None = None,
                tier: str | None = None) -> tuple[dict, list[SuiteRun]]:
     suite = _read_yaml(path)
@@ -125,7 +145,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         raise LongtailError(f"suite {path} lists no methods", "add a 'methods:' mapping of id -> config")
     name = suite.get("suite") or Path(path).stem
     seeds = suite.get("seeds", [0])
-    tier, tier_spec = _tier_spec(suite, path, tier)
+    tier, default_tier, tier_spec = _tier_spec(suite, path, tier)
     overrides = (_override_list(suite.get("set"), f"suite {path}: set")
                  + _override_list(tier_spec.get("set"), f"suite {path}: tier '{tier}' set") + list(extra_set or []))
     ifs = suite.get("imbalance_factors")
@@ -143,20 +163,30 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         if set(spec) - keys:
             raise LongtailError(f"suite {path}: method '{mid}' has unknown keys {sorted(set(spec) - keys)}",
                                 f"use {', '.join(sorted(keys))}")
+        if set(spec.get("tiers") or {}) - set(suite.get("tiers") or {}):
+            raise LongtailError(f"suite {path}: method '{mid}' has entries for unknown tier(s) "
+                                f"{sorted(set(spec['tiers']) - set(suite.get('tiers') or {}))}",
+                                f"the suite's tiers: {sorted(suite.get('tiers') or {})}")
         if spec.get("reuse") and spec["reuse"] not in specs:
             raise LongtailError(f"suite {path}: '{mid}' reuses '{spec['reuse']}', which the suite does not run before it",
                                 "list the reused method earlier in 'methods'")
         specs[mid] = spec
+    configs = {mid: _read_yaml(Path(spec["config"])) for mid, spec in specs.items()}
+    named = {st.get("name") for d in configs.values() for st in d.get("stages") or []}
+    for o in overrides:
+        if _named_stage(o) and _named_stage(o) not in named:
+            raise LongtailError(f"suite {path}: override '{o}' names stage '{_named_stage(o)}', which no method of the suite has",
+                                f"stage names in this suite: {sorted(n for n in named if n)}")
     runs = []
     for imb in ifs or [None]:
         root = runs_root / f"if{imb:g}" if imb is not None else runs_root
         for mid, spec in specs.items():  # suite order: the order runs are made and rows are reported
-            base_data = _read_yaml(Path(spec["config"]))
+            base_data = configs[mid]
             method_set = (_override_list(spec.get("set"), f"suite {path}: {mid}.set")
                           + _override_list((spec.get("tiers") or {}).get(tier), f"suite {path}: {mid}.tiers.{tier}"))
             epochs = _tier_epochs(base_data, tier_spec["epochs"], mid, tier) if tier_spec.get("epochs") else []
             for seed in seeds:
-                data = apply_overrides(copy.deepcopy(base_data), epochs + overrides + method_set + [f"seed={seed}"]
+                data = apply_overrides(copy.deepcopy(base_data), epochs + _for_config(overrides, base_data) + method_set + [f"seed={seed}"]
                                        + ([f"data.imbalance_factor={imb}"] if imb is not None else []))
                 run_dir = root / mid / f"seed{seed}"
                 reuse = spec.get("reuse")
@@ -167,9 +197,10 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                     data["start_stage"] = 1
                 cfg = from_dict(RunConfig, data)
                 runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, bool(spec.get("report", True)), imb))
-    command = f"longtail bench {path}" + (f" --tier {tier}" if suite.get("tiers") else "")
+    command = " ".join([f"longtail bench {path}"] + ([f"--tier {tier}"] if suite.get("tiers") else [])
+                       + [f"--set '{o}'" for o in extra_set or []])
     return {"suite": name, "tier": tier, "seeds": seeds, "path": str(path), "command": command,
-            "default_tier": bool(not suite.get("tiers") or tier == (suite.get("tier") or next(iter(suite["tiers"]))))}, runs
+            "default_tier": tier == default_tier}, runs
 
 
 def _check_reusable(mid: str, data: dict, base: RunConfig):
