@@ -174,8 +174,8 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     configs = {mid: _read_yaml(Path(spec["config"])) for mid, spec in specs.items()}
     named = {st.get("name") for d in configs.values() for st in d.get("stages") or []}
     for o in overrides:
-        if _named_stage(o) and _named_stage(o) not in named:
-            raise LongtailError(f"suite {path}: override '{o}' names stage '{_named_stage(o)}', which no method of the suite has",
+        if (stage := _named_stage(o)) and stage not in named:
+            raise LongtailError(f"suite {path}: override '{o}' names stage '{stage}', which no method of the suite has",
                                 f"stage names in this suite: {sorted(n for n in named if n)}")
     runs = []
     for imb in ifs or [None]:
@@ -185,9 +185,9 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
             method_set = (_override_list(spec.get("set"), f"suite {path}: {mid}.set")
                           + _override_list((spec.get("tiers") or {}).get(tier), f"suite {path}: {mid}.tiers.{tier}"))
             epochs = _tier_epochs(base_data, tier_spec["epochs"], mid, tier) if tier_spec.get("epochs") else []
+            common = epochs + _for_config(overrides, base_data) + method_set + ([f"data.imbalance_factor={imb}"] if imb is not None else [])
             for seed in seeds:
-                data = apply_overrides(copy.deepcopy(base_data), epochs + _for_config(overrides, base_data) + method_set + [f"seed={seed}"]
-                                       + ([f"data.imbalance_factor={imb}"] if imb is not None else []))
+                data = apply_overrides(copy.deepcopy(base_data), common + [f"seed={seed}"])
                 run_dir = root / mid / f"seed{seed}"
                 reuse = spec.get("reuse")
                 if reuse:
@@ -370,21 +370,26 @@ def results_table(meta: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plots(rows: list[dict], out: Path) -> list[Path]:
-    """``per_class[_<ds>_if<IF>].png`` (every method's per-class accuracy, mean over seeds, against
-    class size) and, with several IFs, ``accuracy_vs_if.png`` (overall and tail)."""
+def per_class_means(rows: list[dict]) -> dict[str, list[float]]:
+    """Each method's per-class accuracy averaged over its rows (seeds); classes without test
+    images (None) are skipped in the mean."""
     import numpy as np
 
+    return {m: np.nanmean(np.array([[np.nan if v is None else v for v in r["metrics"]["per_class"]]
+                                    for r in rows if r["method"] == m], dtype=float), 0).tolist()
+            for m in dict.fromkeys(r["method"] for r in rows)}
+
+
+def write_plots(rows: list[dict], out: Path) -> list[Path]:
+    """``per_class[_<ds>_if<IF>].png`` (every method's per-class accuracy, mean over seeds, against
+    class size) and, with several IFs, ``overall_vs_if.png`` and ``tail_vs_if.png``."""
     from longtail.evaluation import plots
 
     made = []
     groups = _groups(rows)
     for ds, imb, sub in groups:
-        series = {m: np.nanmean(np.array([[np.nan if v is None else v for v in r["metrics"]["per_class"]]
-                                          for r in sub if r["method"] == m], dtype=float), 0).tolist()
-                  for m in dict.fromkeys(r["method"] for r in sub)}
         name = "per_class.png" if len(groups) == 1 else f"per_class_{ds}_if{imb:g}.png"
-        made.append(plots.plot_per_class(series, sub[0]["class_counts"], out / name,
+        made.append(plots.plot_per_class(per_class_means(sub), sub[0]["class_counts"], out / name,
                                          title=f"{ds}, IF {imb:g}: per-class accuracy, mean over seeds"))
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         sub = [r for r in rows if r["dataset"] == ds]

@@ -9,8 +9,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
-
 from longtail.errors import LongtailError
 from longtail.evaluation import plots
 from longtail.evaluation.report import GROUPS
@@ -67,15 +65,14 @@ def run_report(run_dir: Path) -> str:
 
 
 def suite_report(results_dir: Path) -> str:
-    from longtail.bench import _mean_std
+    from longtail.bench import _groups, _mean_std, per_class_means
 
     data = json.loads((results_dir / "results.json").read_text())
     rows = data["runs"]
     if not rows:
         raise LongtailError(f"{results_dir / 'results.json'} holds no runs", "run the suite first")
     parts = []
-    for (ds, imb) in dict.fromkeys((r["dataset"], r["imbalance_factor"]) for r in rows):
-        sub = [r for r in rows if r["dataset"] == ds and r["imbalance_factor"] == imb]
+    for ds, imb, sub in _groups(rows):
         methods = list(dict.fromkeys(r["method"] for r in sub))
         cols = [g for g in GROUPS if any(r["metrics"].get(g) is not None for r in sub)]
         parts.append(f"<h2>{html.escape(ds)}, imbalance factor {imb:g}</h2>")
@@ -85,9 +82,7 @@ def suite_report(results_dir: Path) -> str:
             table_rows.append([mth, len(rs), *(_mean_std([r["metrics"].get(c) for r in rs]) for c in cols)])
         parts.append(_table(["method", "seeds", *cols], table_rows))
         counts = sub[0]["class_counts"]
-        series = {mth: np.nanmean(np.array([[np.nan if v is None else v for v in r["metrics"]["per_class"]]
-                                            for r in sub if r["method"] == mth], dtype=float), 0).tolist() for mth in methods}
-        parts.append(f"<img alt='per-class accuracy by method' src='{_png(plots.plot_per_class, series, counts, title='per-class accuracy, mean over seeds')}'>")
+        parts.append(f"<img alt='per-class accuracy by method' src='{_png(plots.plot_per_class, per_class_means(sub), counts, title='per-class accuracy, mean over seeds')}'>")
     imbs = sorted({r["imbalance_factor"] for r in rows})
     if len(imbs) > 1:
         parts.append("<h2>Accuracy against imbalance factor</h2>")
