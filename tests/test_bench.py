@@ -159,7 +159,8 @@ def test_imbalance_factor_axis_and_tiers(tmp_path):
     (tmp_path / "ce.yaml").write_text(yaml.safe_dump({**common, "stages": [s1]}))
     (tmp_path / "crt.yaml").write_text(yaml.safe_dump({**common, "stages": [s1, {"method": "crt", "name": "crt", "batch_size": 32}]}))
     suite = {"suite": "grid", "seeds": [0], "imbalance_factors": [10, 4], "tier": "quick",
-             "tiers": {"quick": {"epochs": {"stage1": 1, "crt": 1}},
+             "description": "Two methods on a tiny set.",
+             "tiers": {"quick": {"epochs": {"stage1": 1, "crt": 1}, "description": "Quick: one epoch a stage."},
                        "full": {"epochs": {"stage1": 3, "crt": 2}, "set": ["stages.stage1.optimizer.lr=0.02", "stages.crt.optimizer.lr=0.3"]}},
              "methods": {"ce": str(tmp_path / "ce.yaml"),
                          "crt": {"config": str(tmp_path / "crt.yaml"), "reuse": "ce", "tiers": {"full": ["stages.crt.batch_size=16"]}}}}
@@ -191,6 +192,7 @@ def test_imbalance_factor_axis_and_tiers(tmp_path):
     assert rows[0]["class_counts"][-1] == 4 and rows[2]["class_counts"][-1] == 10  # 40 / IF
     assert (tmp_path / "runs" / "quick" / "if4" / "crt" / "seed0" / "metrics.json").exists()
     md = (out / "results.md").read_text()
+    assert md.index("Two methods on a tiny set.") < md.index("Quick: one epoch a stage.") < md.index("## mnist_lt")
     assert "## mnist_lt, imbalance factor 10" in md and "## mnist_lt, imbalance factor 4" in md and md.count("| crt | 1 |") == 2
     for f in ("per_class_mnist_lt_if10.png", "per_class_mnist_lt_if4.png", "overall_vs_if.png", "tail_vs_if.png"):
         assert (out / f).stat().st_size > 1000
@@ -210,3 +212,34 @@ def test_shipped_suites_load_in_every_tier(suite, monkeypatch):
         meta, runs = load_suite(path, tier=tier)
         assert runs and len({r.run_dir for r in runs}) == len(runs)
         assert all(r.seed == r.cfg.seed for r in runs)
+
+
+def test_plot_styles_stay_distinct_beyond_ten_series():
+    """matplotlib's colour cycle repeats after ten; a 25-method figure needs 25 different lines."""
+    from longtail.evaluation.plots import _styles
+
+    styles = _styles(25)
+    assert len({(st["color"], st["linestyle"], st["marker"]) for st in styles}) == 25
+
+
+def test_commit_marks_edits_but_not_the_bench_results(tmp_path, monkeypatch):
+    """``-dirty`` flags a changed tracked file, but not the results folder the bench itself
+    rewrites after every run (else every run after the first of a grid would be flagged)."""
+    import subprocess
+
+    from longtail.bench import _git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "res").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "res" / "results.md").write_text("old\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "res" / "results.md").write_text("new\n")
+    assert not _git_commit(Path("res")).endswith("-dirty") and _git_commit().endswith("-dirty")
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert _git_commit(Path("res")).endswith("-dirty")

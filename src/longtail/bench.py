@@ -200,7 +200,8 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     command = " ".join([f"longtail bench {path}"] + ([f"--tier {tier}"] if suite.get("tiers") else [])
                        + [f"--set '{o}'" for o in extra_set or []])
     return {"suite": name, "tier": tier, "seeds": seeds, "path": str(path), "command": command,
-            "default_tier": tier == default_tier}, runs
+            "default_tier": tier == default_tier, "description": suite.get("description", ""),
+            "tier_description": tier_spec.get("description", "")}, runs
 
 
 def _check_reusable(mid: str, data: dict, base: RunConfig):
@@ -255,7 +256,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         resume_run = (r.run_dir / "checkpoint.pt").exists()
         r.run_dir.mkdir(parents=True, exist_ok=True)
         if not resume_run:
-            (r.run_dir / "commit.txt").write_text(_git_commit() + "\n")
+            (r.run_dir / "commit.txt").write_text(_git_commit(out) + "\n")
         t = time.perf_counter()
         Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
         (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
@@ -281,10 +282,17 @@ def _cost(r: SuiteRun) -> float:
     return 1.0 + sum(s.epochs for s in r.cfg.stages[r.cfg.start_stage:])
 
 
-def _git_commit() -> str:
+def _git_commit(out: Path | None = None) -> str:
+    """HEAD, with ``-dirty`` when tracked files differ from it: the bench's own results folder
+    ``out`` does not count (it rewrites it after every run, which would mark every later run)."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        rev, top = git("rev-parse", "--short", "HEAD"), Path(git("rev-parse", "--show-toplevel")).resolve()
+        inside = out is not None and Path(out).resolve().is_relative_to(top)
+        spec = [":/", f":(top,exclude){Path(out).resolve().relative_to(top)}"] if inside else []
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *spec)
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -350,9 +358,10 @@ def results_table(meta: dict, rows: list[dict]) -> str:
     """Mean ± sample std over seeds, one row per method and a table per (data set, IF), from
     results.json rows alone."""
     cols = [k for k in METRIC_KEYS if any(r["metrics"].get(k) is not None for r in rows)]
-    lines = [f"# {meta['suite']} ({meta['tier']} tier)", "",
-             f"Mean ± sample standard deviation over seeds; accuracies and ECE in percent. "
-             f"Regenerate: `{meta['command']}`.", ""]
+    lines = [f"# {meta['suite']} ({meta['tier']} tier)", ""]
+    lines += [f"{text.strip()}\n" for text in (meta.get("description"), meta.get("tier_description")) if text]
+    lines += [f"Mean ± sample standard deviation over seeds; accuracies and ECE in percent. "
+              f"Regenerate: `{meta['command']}`.", ""]
     groups = _groups(rows)
     for ds, imb, sub in groups:
         if len(groups) > 1:
@@ -364,9 +373,12 @@ def results_table(meta: dict, rows: list[dict]) -> str:
         lines.append("")
     if rows:
         r0 = rows[0]
-        lines += [f"Machine: {r0['machine']}; torch {r0['torch']}; commit {r0['commit']}; dates "
-                  f"{min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}; "
-                  f"total wall time {sum(r['wall_s'] for r in rows) / 60:.0f} min."]
+        first, last = min(r["date"] for r in rows), max(r["date"] for r in rows)
+        commits = ", ".join(dict.fromkeys(r["commit"] for r in rows))
+        lines += [f"Machine: {r0['machine']}; torch {r0['torch']}; commit {commits}; "
+                  + (f"date {first}" if first == last else f"dates {first} to {last}")
+                  + f"; wall time of the runs in these tables {sum(r['wall_s'] for r in rows) / 60:.0f} min "
+                    "(base runs not reported, such as a shared representation stage, not counted)."]
     return "\n".join(lines) + "\n"
 
 

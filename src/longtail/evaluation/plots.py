@@ -17,6 +17,26 @@ def _plt():
     return plt
 
 
+def _styles(n: int) -> list[dict]:
+    """Line styles for ``n`` series that no two share: ten colours, then a new dash pattern and
+    marker for each further ten (matplotlib's default cycle repeats its colours after ten)."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"].colors
+    dashes, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
+    return [{"color": colours[i % 10], "linestyle": dashes[i // 10 % 4], "marker": markers[i // 10 % 4]}
+            for i in range(n)]
+
+
+def _legend(fig, ax, n: int):
+    """Beside the axes once there are too many series to fit inside without hiding lines."""
+    if n <= 8:
+        ax.legend(fontsize=8)
+        return
+    ax.legend(fontsize=7, ncol=1 + n // 16, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.set_figwidth(fig.get_figwidth() + 1.6 * (1 + n // 16))
+
+
 def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str = "") -> Path:
     """Per-class accuracy (y) against training images of the class (x, log scale), one line
     per entry of ``series`` (e.g. each stage, or each method)."""
@@ -24,19 +44,19 @@ def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str
     counts = np.asarray(class_counts)
     order = np.argsort(-counts, kind="stable")
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for name, acc in series.items():
+    for (name, acc), style in zip(series.items(), _styles(len(series))):
         a = np.array([np.nan if v is None else v for v in acc], dtype=float)
-        ax.plot(counts[order], a[order], marker="o", ms=3, label=name)
+        ax.plot(counts[order], a[order], ms=3, lw=1.2, label=name, **style)
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("training images of the class (log scale, head → tail)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(fig, ax, len(series))
     ax.set_title(title or "per-class accuracy")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -61,7 +81,7 @@ def plot_confusion(cm, path: Path, class_names=None) -> Path:
     ax.set_ylabel("true (classes in id order; class 0 has the most training images)")
     fig.colorbar(im, ax=ax, fraction=0.046, label="% of the true class")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -83,7 +103,7 @@ def plot_reliability(reliability: dict, path: Path, ece: float | None = None) ->
     ax.set_title("reliability" + (f" (ECE {ece:.2f}%)" if ece is not None else ""))
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -94,17 +114,20 @@ def plot_against_if(rows: list[dict], path, metric: str = "overall") -> Path:
     plt = _plt()
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for m in methods:
+    for m, style in zip(methods, _styles(len(methods))):
         ifs = sorted({r["imbalance_factor"] for r in rows if r["method"] == m})
         ys = [np.mean([r["metrics"][metric] for r in rows if r["method"] == m and r["imbalance_factor"] == f]) for f in ifs]
-        ax.plot(ifs, ys, marker="o", ms=3, label=m)
+        ax.plot(ifs, ys, ms=3, lw=1.2, label=m, **style)
     ax.set_xscale("log")
     ax.set_xlabel("imbalance factor (log scale)")
     ax.set_ylabel(f"{metric} accuracy (%)")
+    ifs = sorted({r["imbalance_factor"] for r in rows})
+    ax.set_xticks(ifs, [f"{f:g}" for f in ifs])  # label the measured IFs, not powers of ten
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    _legend(fig, ax, len(methods))
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -114,14 +137,14 @@ def plot_sweep(xs: list[float], series: dict[str, list[float]], path, xlabel: st
     """One line per entry of ``series`` against a swept hyper-parameter (e.g. H2TF's ratio)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for name, ys in series.items():
-        ax.plot(xs, ys, marker="o", ms=3, label=name)
+    for (name, ys), style in zip(series.items(), _styles(len(series))):
+        ax.plot(xs, ys, ms=3, label=name, **style)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(fig, ax, len(series))
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
