@@ -374,8 +374,10 @@ def results_table(meta: dict, rows: list[dict]) -> str:
     if rows:
         r0 = rows[0]
         first, last = min(r["date"] for r in rows), max(r["date"] for r in rows)
-        commits = ", ".join(dict.fromkeys(r["commit"] for r in rows))
-        lines += [f"Machine: {r0['machine']}; torch {r0['torch']}; commit {commits}; "
+        commits = list(dict.fromkeys(r["commit"] for r in rows))
+        commits = (f"commit {', '.join(commits)}" if len(commits) <= 3
+                   else f"{len(commits)} commits (each run's is in results.json)")
+        lines += [f"Machine: {r0['machine']}; torch {r0['torch']}; {commits}; "
                   + (f"date {first}" if first == last else f"dates {first} to {last}")
                   + f"; wall time of the runs in these tables {sum(r['wall_s'] for r in rows) / 60:.0f} min "
                     "(base runs not reported, such as a shared representation stage, not counted)."]
