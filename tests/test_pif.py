@@ -121,6 +121,9 @@ PIPELINES = {
              "method_args: {h2tf: {ratio: 0.25}}}]", ["ce", "crt+h2tf"]),
     "pih2t": ("[{method: ce+pih2t, epochs: 2, batch_size: 32, method_args: {pih2t: {pif: {ratio: 0.5}}}},"
               " {method: crt+pih2t, epochs: 1, batch_size: 32}]", ["ce+pih2t", "crt+pih2t"]),
+    # H2T's CE stage 1 adds mixup (configs/cifar*_lt/ce_pih2t.yaml): three methods in one step
+    "mixup_pih2t": ("[{method: ce+mixup+pih2t, epochs: 2, batch_size: 32, method_args: {mixup: {alpha: 1.0}, pih2t: {pif: {ratio: 0.5}}}},"
+                    " {method: crt+pih2t, epochs: 1, batch_size: 32}]", ["ce+mixup+pih2t", "crt+pih2t"]),
 }
 
 
