@@ -121,8 +121,8 @@ def plot_against_if(rows: list[dict], path, metric: str = "overall") -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("imbalance factor (log scale)")
     ax.set_ylabel(f"{metric} accuracy (%)")
-    ifs = sorted({r["imbalance_factor"] for r in rows})
-    ax.set_xticks(ifs, [f"{f:g}" for f in ifs])  # label the measured IFs, not powers of ten
+    measured = sorted({r["imbalance_factor"] for r in rows})
+    ax.set_xticks(measured, [f"{f:g}" for f in measured])  # the measured IFs, not powers of ten
     ax.minorticks_off()
     ax.grid(alpha=0.3)
     _legend(fig, ax, len(methods))
