@@ -290,8 +290,8 @@ def _git_commit(out: Path | None = None) -> str:
 
     try:
         rev, top = git("rev-parse", "--short", "HEAD"), Path(git("rev-parse", "--show-toplevel")).resolve()
-        inside = out is not None and Path(out).resolve().is_relative_to(top)
-        spec = [":/", f":(top,exclude){Path(out).resolve().relative_to(top)}"] if inside else []
+        results = Path(out).resolve() if out is not None else None
+        spec = [":/", f":(top,exclude){results.relative_to(top)}"] if results and results.is_relative_to(top) else []
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", *spec)
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -17,7 +17,7 @@ import dataclasses
 import torch
 
 from longtail.errors import LongtailError
-from longtail.methods.base import Batch, Plugin, register
+from longtail.methods.base import Plugin, register
 
 
 def mix_batch(x: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
