@@ -64,6 +64,13 @@ def test_suite_results_skip_and_reuse(tmp_path):
     msgs.clear()
     run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append, resume=True)
     assert "2 already finished" in msgs[0] and sum(m.startswith("[") for m in msgs) == 4
+    assert not any(m.startswith("note:") for m in msgs)  # recorded on this very CPU
+    # base rows recorded on another CPU: re-training them is flagged, as its weights can differ
+    (out / "results.json").write_text(json.dumps({"suite": "tiny", "runs": [{**r, "machine": "Other CPU, 2 cores"} for r in kept]}))
+    shutil.rmtree(tmp_path / "runs")
+    msgs.clear()
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append, resume=True)
+    assert any(m.startswith("note: those base runs were recorded on Other CPU") for m in msgs)
     again = json.loads((out / "results.json").read_text())["runs"]
     assert [r["metrics"]["per_class"] for r in again] == [r["metrics"]["per_class"] for r in res["runs"]]
 
@@ -243,3 +250,19 @@ def test_commit_marks_edits_but_not_the_bench_results(tmp_path, monkeypatch):
     assert not _git_commit(Path("res")).endswith("-dirty") and _git_commit().endswith("-dirty")
     (tmp_path / "code.py").write_text("a = 2\n")
     assert _git_commit(Path("res")).endswith("-dirty")
+
+
+def test_eta_cost_and_title_of_a_suite_without_tiers(tmp_path):
+    """The ETA's cost counts an epoch of a head-only stage as a quarter of a full one (a reused
+    stage 1 not at all); a suite without tiers is titled by its name alone."""
+    from longtail.bench import HEAD_EPOCH_COST, _cost, results_table
+
+    root = write_mnist_folder(tmp_path / "data")
+    suite = _write(tmp_path, root)
+    data = yaml.safe_load(suite.read_text())
+    del data["tier"]
+    suite.write_text(yaml.safe_dump(data))
+    meta, runs = load_suite(suite, tmp_path / "runs")
+    cost = {r.method: _cost(r) for r in runs}
+    assert HEAD_EPOCH_COST == 0.25 and cost == {"ce": 1 + 2, "crt": 1 + 1 * 0.25}
+    assert results_table(meta, []).startswith("# tiny\n")

@@ -133,12 +133,17 @@ def plot_against_if(rows: list[dict], path, metric: str = "overall") -> Path:
 
 
 def plot_sweep(xs: list[float], series: dict[str, list[float]], path, xlabel: str, ylabel: str = "test accuracy (%)",
-               title: str = "") -> Path:
-    """One line per entry of ``series`` against a swept hyper-parameter (e.g. H2TF's ratio)."""
+               title: str = "", logx: bool = False) -> Path:
+    """One line per entry of ``series`` against a swept hyper-parameter (e.g. H2TF's ratio);
+    ``logx`` for a geometric sweep (training lengths), ticks at the swept values."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for (name, ys), style in zip(series.items(), _styles(len(series))):
         ax.plot(xs, ys, ms=3, label=name, **style)
+    if logx:
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

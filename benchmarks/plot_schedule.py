@@ -1,0 +1,51 @@
+"""The stage-1 length study on Fashion-MNIST-LT IF 100 as two plots: overall and tail accuracy
+(mean over the suite's seeds) against the epochs of stage 1, one line per (stage 1, read-out)
+pair, CE and BNS each read out by a linear probe, cRT and IP-DPP fine-tuning.
+
+Reads benchmarks/results/fashion_mnist_lt_schedule/results.json (made by
+``longtail bench benchmarks/suites/fashion_mnist_lt_schedule.yaml``) and writes
+``schedule_overall.png`` and ``schedule_tail.png`` next to it, and prints the table.
+Run: ``python benchmarks/plot_schedule.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from longtail.evaluation.plots import plot_sweep
+
+RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist_lt_schedule"
+# method id without its "_e<epochs>" suffix -> the line's name
+LINES = {"ce": "CE", "ce_probe": "CE → linear probe", "crt": "CE → cRT", "ipdpp": "CE → IP-DPP",
+         "bns": "BNS → linear probe", "bns_crt": "BNS → cRT", "bns_ipdpp": "BNS → IP-DPP"}
+
+
+def family_and_epochs(row: dict) -> tuple[str, int]:
+    """("crt", 20) for a row of ``crt_e20``; the epochs come from the run's own config."""
+    return row["method"].rsplit("_e", 1)[0], int(row["config"]["stages"][0]["epochs"])
+
+
+def main() -> None:
+    rows = json.loads((RESULTS / "results.json").read_text())["runs"]
+    epochs = sorted({family_and_epochs(r)[1] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    for metric in ("overall", "tail"):
+        series = {}
+        for fam, name in LINES.items():
+            vals = [[r["metrics"][metric] for r in rows if family_and_epochs(r) == (fam, e)] for e in epochs]
+            if all(vals):
+                series[name] = [float(np.mean(v)) for v in vals]
+        out = plot_sweep(epochs, series, RESULTS / f"schedule_{metric}.png", "epochs of stage 1 (CE or BNS)",
+                         ylabel=f"{metric} test accuracy (%)", logx=True,
+                         title=f"Stage-1 length, Fashion-MNIST-LT IF 100, ResNet-8, seeds {seeds}")
+        print(out)
+        print(f"{metric:>22}: " + "  ".join(f"E={e:<4}" for e in epochs))
+        for name, ys in series.items():
+            print(f"{name:>22}: " + "  ".join(f"{y:6.2f}" for y in ys))
+
+
+if __name__ == "__main__":
+    main()
