@@ -11,6 +11,7 @@ Run: ``python benchmarks/plot_schedule.py``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +19,16 @@ import numpy as np
 from longtail.evaluation.plots import plot_sweep
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist_lt_schedule"
-# method id without its "_e<epochs>" suffix -> the line's name
+# method id without its "_e<epochs>" part -> the line's name
 LINES = {"ce": "CE", "ce_probe": "CE → linear probe", "crt": "CE → cRT", "ipdpp": "CE → IP-DPP",
-         "bns": "BNS → linear probe", "bns_crt": "BNS → cRT", "bns_ipdpp": "BNS → IP-DPP"}
+         "ipdpp_ft50": "CE → IP-DPP, 50 epochs", "random_ft50": "CE → random under-sampling, 50 epochs",
+         "bns": "BNS → linear probe", "bns_crt": "BNS → cRT", "bns_ipdpp": "BNS → IP-DPP",
+         "bns_ipdpp_ft50": "BNS → IP-DPP, 50 epochs", "bns_random_ft50": "BNS → random under-sampling, 50 epochs"}
 
 
 def family_and_epochs(row: dict) -> tuple[str, int]:
-    """("crt", 20) for a row of ``crt_e20``; the epochs come from the run's own config."""
-    return row["method"].rsplit("_e", 1)[0], int(row["config"]["stages"][0]["epochs"])
+    """("ipdpp_ft50", 60) for a row of ``ipdpp_e60_ft50``; the epochs come from the run's own config."""
+    return re.sub(r"_e\d+", "", row["method"]), int(row["config"]["stages"][0]["epochs"])
 
 
 def main() -> None:
@@ -36,15 +39,15 @@ def main() -> None:
         series = {}
         for fam, name in LINES.items():
             vals = [[r["metrics"][metric] for r in rows if family_and_epochs(r) == (fam, e)] for e in epochs]
-            if all(vals):
-                series[name] = [float(np.mean(v)) for v in vals]
+            if any(vals):  # a read-out made only after some lengths: a gap (NaN) at the others
+                series[name] = [float(np.mean(v)) if v else float("nan") for v in vals]
         out = plot_sweep(epochs, series, RESULTS / f"schedule_{metric}.png", "epochs of stage 1 (CE or BNS)",
                          ylabel=f"{metric} test accuracy (%)", logx=True,
                          title=f"Stage-1 length, Fashion-MNIST-LT IF 100, ResNet-8, seeds {seeds}")
         print(out)
-        print(f"{metric:>22}: " + "  ".join(f"E={e:<4}" for e in epochs))
+        print(f"{metric:>40}: " + "  ".join(f"E={e:<4}" for e in epochs))
         for name, ys in series.items():
-            print(f"{name:>22}: " + "  ".join(f"{y:6.2f}" for y in ys))
+            print(f"{name:>40}: " + "  ".join(f"{y:6.2f}" for y in ys))
 
 
 if __name__ == "__main__":
