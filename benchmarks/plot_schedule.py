@@ -19,11 +19,14 @@ import numpy as np
 from longtail.evaluation.plots import plot_sweep
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist_lt_schedule"
-# method id without its "_e<epochs>" part -> the line's name
-LINES = {"ce": "CE", "ce_probe": "CE → linear probe", "crt": "CE → cRT", "ipdpp": "CE → IP-DPP",
-         "ipdpp_ft50": "CE → IP-DPP, 50 epochs", "random_ft50": "CE → random under-sampling, 50 epochs",
-         "bns": "BNS → linear probe", "bns_crt": "BNS → cRT", "bns_ipdpp": "BNS → IP-DPP",
-         "bns_ipdpp_ft50": "BNS → IP-DPP, 50 epochs", "bns_random_ft50": "BNS → random under-sampling, 50 epochs"}
+# method id without its "_e<epochs>" part -> (stage 1, read-out); the line's colour is the
+# read-out, its dash the stage 1
+READ_OUTS = {"": "", "probe": "linear probe", "crt": "cRT", "ipdpp": "IP-DPP",
+             "ipdpp_ft50": "IP-DPP, 50 epochs", "random_ft50": "random under-sampling, 50 epochs"}
+LINES = {"ce": ("CE", ""), "ce_probe": ("CE", "probe"), "crt": ("CE", "crt"), "ipdpp": ("CE", "ipdpp"),
+         "ipdpp_ft50": ("CE", "ipdpp_ft50"), "random_ft50": ("CE", "random_ft50"),
+         "bns": ("BNS", "probe"), "bns_crt": ("BNS", "crt"), "bns_ipdpp": ("BNS", "ipdpp"),
+         "bns_ipdpp_ft50": ("BNS", "ipdpp_ft50"), "bns_random_ft50": ("BNS", "random_ft50")}
 
 
 def family_and_epochs(row: dict) -> tuple[str, int]:
@@ -36,13 +39,16 @@ def main() -> None:
     epochs = sorted({family_and_epochs(r)[1] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     for metric in ("overall", "tail"):
-        series = {}
-        for fam, name in LINES.items():
+        series, styles = {}, []
+        for fam, (stage1, read_out) in LINES.items():
             vals = [[r["metrics"][metric] for r in rows if family_and_epochs(r) == (fam, e)] for e in epochs]
             if any(vals):  # a read-out made only after some lengths: a gap (NaN) at the others
-                series[name] = [float(np.mean(v)) if v else float("nan") for v in vals]
+                series[" → ".join(filter(None, (stage1, READ_OUTS[read_out])))] = [
+                    float(np.mean(v)) if v else float("nan") for v in vals]
+                styles.append({"color": f"C{list(READ_OUTS).index(read_out)}", "marker": "o" if stage1 == "CE" else "s",
+                               "linestyle": "-" if stage1 == "CE" else "--"})
         out = plot_sweep(epochs, series, RESULTS / f"schedule_{metric}.png", "epochs of stage 1 (CE or BNS)",
-                         ylabel=f"{metric} test accuracy (%)", logx=True,
+                         ylabel=f"{metric} test accuracy (%)", logx=True, styles=styles,
                          title=f"Stage-1 length, Fashion-MNIST-LT IF 100, ResNet-8, seeds {seeds}")
         print(out)
         print(f"{metric:>40}: " + "  ".join(f"E={e:<4}" for e in epochs))

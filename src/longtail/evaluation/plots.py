@@ -133,12 +133,13 @@ def plot_against_if(rows: list[dict], path, metric: str = "overall") -> Path:
 
 
 def plot_sweep(xs: list[float], series: dict[str, list[float]], path, xlabel: str, ylabel: str = "test accuracy (%)",
-               title: str = "", logx: bool = False) -> Path:
+               title: str = "", logx: bool = False, styles: list[dict] | None = None) -> Path:
     """One line per entry of ``series`` against a swept hyper-parameter (e.g. H2TF's ratio);
-    ``logx`` for a geometric sweep (training lengths), ticks at the swept values."""
+    ``logx`` for a geometric sweep (training lengths), ticks at the swept values; ``styles``
+    (matplotlib line keywords, one per series) where colour and dash should carry meaning."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for (name, ys), style in zip(series.items(), _styles(len(series))):
+    for (name, ys), style in zip(series.items(), styles or _styles(len(series))):
         ax.plot(xs, ys, ms=3, label=name, **style)
     if logx:
         ax.set_xscale("log")
