@@ -266,3 +266,19 @@ def test_eta_cost_and_title_of_a_suite_without_tiers(tmp_path):
     cost = {r.method: _cost(r) for r in runs}
     assert HEAD_EPOCH_COST == 0.25 and cost == {"ce": 1 + 2, "crt": 1 + 1 * 0.25}
     assert results_table(meta, []).startswith("# tiny\n")
+
+
+def test_paired_differences_match_seeds_and_imbalance_factors(capsys):
+    """benchmarks/paired.py pairs rows by (IF, seed) and skips pairs one method lacks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paired", Path(__file__).parents[1] / "benchmarks" / "paired.py")
+    paired = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paired)
+
+    def row(method, imb, seed, tail):
+        return {"method": method, "imbalance_factor": imb, "seed": seed, "metrics": {"tail": tail}}
+
+    rows = [row("a", 10, 0, 50.0), row("b", 10, 0, 45.5), row("a", 10, 1, 40.0), row("b", 10, 1, 42.0),
+            row("a", 100, 0, 30.0), row("b", 100, 0, 20.0), row("a", 100, 2, 10.0)]  # seed 2: no baseline row
+    assert paired.paired(rows, "a", "b", "tail") == {10.0: {0: 4.5, 1: -2.0}, 100.0: {0: 10.0}}
