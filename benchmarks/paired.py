@@ -1,6 +1,6 @@
 """Paired differences between two methods of a bench results folder: for each imbalance factor
 and seed, ``metric(method) − metric(baseline)`` on the same data, seed and stage-1 model where
-they share one, with the mean and how many seeds favour the method. Seeds are the pairing unit
+they share one, with the mean and on how many seeds the method is higher. Seeds are the pairing unit
 because two rows of one seed differ only by the method, so the difference is far less noisy
 than the spread over seeds.
 
@@ -36,12 +36,16 @@ def main(argv: list[str] | None = None) -> None:
     for m in (a.method, a.baseline):
         if m not in known:
             raise SystemExit(f"error: no method '{m}' in {a.results / 'results.json'}; it has: {', '.join(sorted(known))}")
+    metrics = a.metrics.split(",")
+    if unknown := [m for m in metrics if any(m not in r["metrics"] for r in rows)]:
+        raise SystemExit(f"error: metric(s) {', '.join(unknown)} not in every row; "
+                         f"choose from: {', '.join(k for k in rows[0]['metrics'] if k != 'per_class')}")
     print(f"{a.method} − {a.baseline} ({a.results}), percentage points")
-    for metric in a.metrics.split(","):
+    for metric in metrics:
         for imb, d in paired(rows, a.method, a.baseline, metric).items():
             vals = list(d.values())
             print(f"  {metric:>8} IF {imb:g}: " + ", ".join(f"seed {s} {v:+.1f}" for s, v in d.items())
-                  + f"; mean {sum(vals) / len(vals):+.2f}; method ahead on {sum(v > 0 for v in vals)} of {len(vals)}")
+                  + f"; mean {sum(vals) / len(vals):+.2f}; higher for the method on {sum(v > 0 for v in vals)} of {len(vals)}")
 
 
 if __name__ == "__main__":

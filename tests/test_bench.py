@@ -268,7 +268,7 @@ def test_eta_cost_and_title_of_a_suite_without_tiers(tmp_path):
     assert results_table(meta, []).startswith("# tiny\n")
 
 
-def test_paired_differences_match_seeds_and_imbalance_factors(capsys):
+def test_paired_differences_match_seeds_and_imbalance_factors():
     """benchmarks/paired.py pairs rows by (IF, seed) and skips pairs one method lacks."""
     import importlib.util
 
