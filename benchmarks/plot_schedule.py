@@ -36,12 +36,13 @@ def family_and_epochs(row: dict) -> tuple[str, int]:
 
 def main() -> None:
     rows = json.loads((RESULTS / "results.json").read_text())["runs"]
-    epochs = sorted({family_and_epochs(r)[1] for r in rows})
+    keyed = [(family_and_epochs(r), r["metrics"]) for r in rows]
+    epochs = sorted({e for (_, e), _ in keyed})
     seeds = sorted({r["seed"] for r in rows})
     for metric in ("overall", "tail"):
         series, styles = {}, []
         for fam, (stage1, read_out) in LINES.items():
-            vals = [[r["metrics"][metric] for r in rows if family_and_epochs(r) == (fam, e)] for e in epochs]
+            vals = [[m[metric] for key, m in keyed if key == (fam, e)] for e in epochs]
             if any(vals):  # a read-out made only after some lengths: a gap (NaN) at the others
                 series[" → ".join(filter(None, (stage1, READ_OUTS[read_out])))] = [
                     float(np.mean(v)) if v else float("nan") for v in vals]
