@@ -85,3 +85,22 @@ def test_ipdpp_stage_redraws_and_resumes_bit_exact(tiny_root, tmp_path, monkeypa
     a = torch.load(ref / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_stage_augmentation_reaches_both_bns_views(tiny_root, tmp_path, monkeypatch):
+    """A BNS stage with SimCLR views, then a probe without augmentation: the engine augments
+    every batch and both views of stage 1 with the stage's own policy, and nothing after."""
+    seen = []
+    real = trainer_mod.augment
+
+    def spy(x, cfg, gen):
+        seen.append(cfg.policy)
+        return real(x, cfg, gen)
+
+    monkeypatch.setattr(trainer_mod, "augment", spy)
+    cfg = _cfg(tiny_root, "[{method: bns, epochs: 1, batch_size: 40, augment: {policy: simclr, strength: 2},"
+                          " optimizer: {name: adamw, lr: 0.002}}, {method: linear_probe, epochs: 1, batch_size: 40, augment: false}]")
+    Trainer(cfg, tmp_path, log=lambda m: None).run()
+    n = sum(json.loads((tmp_path / "metrics.json").read_text())["class_counts"])
+    steps = -(-n // 40) - (n % 40 == 1)  # a last batch of one image is dropped
+    assert seen == ["simclr"] * (2 * steps)  # both views of every stage-1 batch, nothing in stage 2

@@ -21,6 +21,10 @@ def test_unknown_key_lists_valid_keys_and_suggests(tmp_path):
     ("stages.0.sampler=weird", "sampler"),
     ("seed=abc", "must be int"),
     ("stages.3.epochs=1", "not an index"),
+    ("augment.strength=3", "augment.strength"),
+    ("augment.crop_scale=[0.5, 0.2]", "crop_scale"),
+    ("stages.0.augment={polcy: simclr}", "(?s)unknown key 'stages.0.augment.polcy'.*did you mean 'policy'"),
+    ("stages.0.augment={policy: autoaugment}", "one of"),
 ])
 def test_bad_values_name_the_key(override, match):
     with pytest.raises(LongtailError, match=match):
@@ -30,6 +34,15 @@ def test_bad_values_name_the_key(override, match):
 def test_overrides_and_round_trip(tmp_path):
     cfg = load_config("configs/demo.yaml", ["stages.1.epochs=3", "data.imbalance_factor=50"])
     assert cfg.stages[1].epochs == 3 and cfg.data.imbalance_factor == 50.0 and cfg.stages[1].method == "crt"
+    (tmp_path / "r.yaml").write_text(dump_config(cfg))
+    assert load_config(tmp_path / "r.yaml") == cfg
+
+
+def test_a_stage_can_bring_its_own_augmentation(tmp_path):
+    cfg = load_config(None, ["stages=[{method: bns, augment: {policy: simclr, strength: 2}}, {method: crt, augment: false}, {method: ce}]"])
+    own, off, run = (s.augment for s in cfg.stages)
+    assert own.policy == "simclr" and own.strength == 2.0 and own.crop_scale == [0.08, 1.0] and own.blur
+    assert off is False and run is True
     (tmp_path / "r.yaml").write_text(dump_config(cfg))
     assert load_config(tmp_path / "r.yaml") == cfg
 

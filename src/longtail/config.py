@@ -56,11 +56,24 @@ class ModelConfig:
 
 @dataclass
 class AugmentConfig:
+    """Training-time augmentation (``longtail.data.augment``). ``crop_flip``: random crop of the
+    image padded by ``crop_padding`` + flip. ``simclr``: SimCLR's views as the BNS authors'
+    code makes them (random resized crop of area ``crop_scale``, flip, colour jitter of
+    ``strength`` s, random grey, Gaussian blur when ``blur``)."""
+
+    policy: Literal["crop_flip", "simclr"] = "crop_flip"
     crop_padding: int = 4
     flip: bool = True
+    strength: float = 1.0  # simclr: jitter (0.8 s, 0.8 s, 0.8 s, 0.2 s); the BNS code: s = 2 in BNS, 1 after
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # simclr: area fraction of the crop
+    blur: bool = True  # simclr
 
     def validate(self, p: str):
         _require(self.crop_padding >= 0, f"{p}.crop_padding", self.crop_padding, "must be >= 0")
+        _require(0 <= self.strength <= 2.5, f"{p}.strength", self.strength,
+                 "must be in [0, 2.5] (the hue shift 0.2 s cannot pass half the colour circle)")
+        _require(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+                 f"{p}.crop_scale", self.crop_scale, "must be [low, high] with 0 < low <= high <= 1")
 
 
 @dataclass
@@ -111,7 +124,9 @@ class StageConfig:
     method_args: dict[str, Any] = field(default_factory=dict)
     optimizer: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    augment: bool = True
+    # true: the run's augment section; false: none; a mapping: this stage's own (a whole
+    # augment section: keys it leaves out take their defaults, not the run's values)
+    augment: bool | AugmentConfig = True
     eval_every: int = 0  # evaluate on test/val every k epochs (0: at the end of the stage)
 
     def validate(self, p: str):
@@ -188,8 +203,12 @@ def _convert(value, tp, key: str):
             try:
                 return _convert(value, a, key)
             except LongtailError as e:
-                errors.append(e)
-        raise errors[0]
+                errors.append((a, e))
+        # a mapping was meant as the section: its own error (an unknown key...) says more
+        for a, e in errors:
+            if isinstance(value, dict) and dataclasses.is_dataclass(a):
+                raise e
+        raise errors[0][1]
     if origin is Literal:
         if value not in args:
             raise LongtailError(f"config: {key} = {value!r} is not one of {list(args)}", f"set {key} to one of {list(args)}")

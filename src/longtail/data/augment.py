@@ -1,14 +1,27 @@
-"""Augmentation on whole batches of uint8 tensors (no per-image Python, no PIL).
+"""Augmentation on whole batches of image tensors (no per-image Python, no PIL).
 
-Random crop with zero padding (torchvision ``RandomCrop(size, padding)`` semantics) and
-horizontal flip, each drawn per sample from a seeded generator, then the float conversion
-and per-channel normalisation.
+Two policies, each drawn per image from a seeded CPU generator (so a run's draws do not depend
+on the device):
+
+- ``crop_flip``: random crop of the zero-padded image (torchvision ``RandomCrop(size,
+  padding)``) and horizontal flip, on uint8;
+- ``simclr``: the contrastive-learning pipeline of Chen et al. 2020 (SimCLR, §B.1) as the BNS
+  authors' code builds it (``get_simclr_pipeline_transform(size, s)``): random resized crop
+  (area ∈ ``crop_scale``, aspect ∈ [3/4, 4/3]), flip, colour jitter (brightness, contrast,
+  saturation 0.8·s, hue 0.2·s, in random order) with probability 0.8, grey with probability
+  0.2, then a Gaussian blur with kernel ``2⌊⌊0.1·size⌋/2⌋ + 1`` and σ ~ U(0.1, 2), on float.
+
+:func:`normalize` then converts to the network's input.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from longtail.data import color
 
 
 def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -30,8 +43,130 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch
     return x
 
 
+def _uniform(n: int, lo: float, hi: float, generator: torch.Generator, *shape) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, *shape, generator=generator, dtype=torch.float64)
+
+
+def resized_crop_boxes(b: int, h: int, w: int, scale, ratio, generator: torch.Generator,
+                       attempts: int = 10) -> torch.Tensor:
+    """``b`` crop boxes (top, left, height, width) of an h x w image, torchvision's
+    ``RandomResizedCrop.get_params`` drawn for all images at once: up to ``attempts`` draws of
+    an area fraction ~ U(scale) and a log-uniform aspect ratio in ``ratio``; the first box that
+    fits is kept, at a uniform position; an image with none gets the largest central box whose
+    aspect ratio is within ``ratio``."""
+    area = _uniform(b, scale[0], scale[1], generator, attempts) * (h * w)
+    aspect = torch.exp(_uniform(b, math.log(ratio[0]), math.log(ratio[1]), generator, attempts))
+    bw = torch.round(torch.sqrt(area * aspect)).long()
+    bh = torch.round(torch.sqrt(area / aspect)).long()
+    fits = (bw > 0) & (bw <= w) & (bh > 0) & (bh <= h)
+    first = fits.long().argmax(1, keepdim=True)  # index of the first box that fits
+    bw, bh = bw.gather(1, first)[:, 0], bh.gather(1, first)[:, 0]
+    found = fits.any(1)
+    # the fallback: the whole image, or its central part cut to the nearest allowed ratio
+    if w / h < ratio[0]:
+        fw, fh = w, int(round(w / ratio[0]))
+    elif w / h > ratio[1]:
+        fw, fh = int(round(h * ratio[1])), h
+    else:
+        fw, fh = w, h
+    bw = torch.where(found, bw, torch.full_like(bw, fw))
+    bh = torch.where(found, bh, torch.full_like(bh, fh))
+    u = torch.rand(b, 2, generator=generator, dtype=torch.float64)
+    top = torch.where(found, (u[:, 0] * (h - bh + 1)).long(), (h - bh) // 2)
+    left = torch.where(found, (u[:, 1] * (w - bw + 1)).long(), (w - bw) // 2)
+    return torch.stack((top, left, bh, bw), 1)
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Cut box (top, left, height, width) out of each float image and resize it back to the
+    image's size by bilinear interpolation with half-pixel centres, edges clamped to the box:
+    ``F.interpolate(crop, size, mode="bilinear", align_corners=False)`` of every image's crop,
+    done for all images in one ``grid_sample``."""
+    b, _, h, w = x.shape
+
+    def source(start, length, size):  # B x size pixel coordinates read for each output pixel
+        start, length = start.to(x.device, x.dtype)[:, None], length.to(x.device, x.dtype)[:, None]
+        k = torch.arange(size, dtype=x.dtype, device=x.device)[None]
+        pos = torch.maximum(start + (k + 0.5) * length / size - 0.5, start)
+        pos = torch.minimum(pos, start + length - 1)
+        return (2 * pos + 1) / size - 1  # grid_sample's units (align_corners=False)
+
+    top, left, bh, bw = boxes.unbind(1)
+    gy, gx = source(top, bh, h), source(left, bw, w)
+    grid = torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), -1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def gaussian_blur(x: torch.Tensor, radius: int, sigma: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur, kernel ``2·radius + 1`` wide with one σ per image,
+    ``w_t ∝ exp(−t² / 2σ²)``, reflection padding (the BNS code's ``GaussianBlur``)."""
+    if radius <= 0:
+        return x
+    b, c, h, w = x.shape
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t[None] ** 2 / (2 * sigma.to(x.device, x.dtype)[:, None] ** 2))
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B·C) x (2r + 1)
+    y = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, k[:, None, :, None], groups=b * c)  # vertical
+    y = F.conv2d(y, k[:, None, None, :], groups=b * c)  # horizontal
+    return y.view(b, c, h, w)
+
+
+JITTER_OPS = (color.adjust_brightness, color.adjust_contrast, color.adjust_saturation, color.adjust_hue)
+
+
+def color_jitter(x: torch.Tensor, strength: float, p: float, generator: torch.Generator) -> torch.Tensor:
+    """torchvision ``RandomApply([ColorJitter(0.8s, 0.8s, 0.8s, 0.2s)], p)``: with probability p
+    an image gets brightness, contrast and saturation factors ~ U(max(0, 1 − 0.8s), 1 + 0.8s)
+    and a hue shift ~ U(−0.2s, 0.2s), applied in an order drawn per image."""
+    b = x.shape[0]
+    j = 0.8 * strength
+    factors = torch.stack([_uniform(b, max(0.0, 1 - j), 1 + j, generator) for _ in range(3)]
+                          + [_uniform(b, -0.2 * strength, 0.2 * strength, generator)], 1)
+    order = torch.rand(b, 4, generator=generator).argsort(1)
+    on = (torch.rand(b, generator=generator) < p).to(x.device)
+    out = x
+    for step in range(4):
+        for k, op in enumerate(JITTER_OPS):
+            chosen = on & (order[:, step] == k).to(x.device)
+            if chosen.any():
+                out = torch.where(chosen.view(-1, 1, 1, 1), op(out, factors[:, k]), out)
+    return out
+
+
+def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """With probability p an image becomes its luma, repeated over the colour channels."""
+    on = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)
+    if x.shape[1] == 1:
+        return x
+    return torch.where(on.view(-1, 1, 1, 1), color.grayscale(x).expand_as(x), x)
+
+
+def simclr_augment(x: torch.Tensor, strength: float, generator: torch.Generator, crop_scale=(0.08, 1.0),
+                   flip: bool = True, blur: bool = True) -> torch.Tensor:
+    """The SimCLR view of each uint8 image (module docstring), as float in [0, 1]."""
+    b, _, h, w = x.shape
+    out = resized_crop(x.float() / 255.0, resized_crop_boxes(b, h, w, crop_scale, (3 / 4, 4 / 3), generator))
+    if flip:
+        mask = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+        out = torch.where(mask[:, None, None, None], out.flip(-1), out)
+    out = random_grayscale(color_jitter(out, strength, 0.8, generator), 0.2, generator)
+    if blur:
+        # the BNS code's GaussianBlur(kernel_size=int(0.1 * size)) rounds the kernel up to odd
+        out = gaussian_blur(out, int(0.1 * h) // 2, _uniform(b, 0.1, 2.0, generator))
+    return out
+
+
+def augment(x: torch.Tensor, cfg, generator: torch.Generator) -> torch.Tensor:
+    """Apply the policy of ``cfg`` (a :class:`longtail.config.AugmentConfig`) to a uint8 batch."""
+    if cfg.policy == "simclr":
+        return simclr_augment(x, cfg.strength, generator, cfg.crop_scale, cfg.flip, cfg.blur)
+    return random_crop_flip(x, cfg.crop_padding, cfg.flip, generator)
+
+
 def normalize(x: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
-    """uint8 -> float, ``(x / 255 - mean) / std`` per channel."""
+    """``(x − mean) / std`` per channel, x scaled to [0, 1] (uint8 divided by 255, float as is)."""
     m = torch.as_tensor(mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
-    return (x.to(dtype) / 255.0 - m) / s
+    x = x.to(dtype) / 255.0 if not x.is_floating_point() else x.to(dtype)
+    return (x - m) / s

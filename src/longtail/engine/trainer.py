@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from longtail.config import RunConfig, StageConfig, dump_config
-from longtail.data.augment import normalize, random_crop_flip
+from longtail.config import AugmentConfig, RunConfig, StageConfig, dump_config
+from longtail.data.augment import augment, normalize
 from longtail.data.datasets import Splits, build_splits
 from longtail.data.loader import BatchSource
 from longtail.data.samplers import draw_epoch
@@ -137,12 +137,9 @@ class Trainer:
         module = module.to(self.device)
         return module.to(memory_format=torch.channels_last) if self.cfg.engine.channels_last else module
 
-    def _prep(self, x_uint8: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        """uint8 batch -> augmented (when ``gen``), normalised float batch."""
-        a = self.cfg.augment
-        if gen is not None:
-            x_uint8 = random_crop_flip(x_uint8, a.crop_padding, a.flip, gen)
-        x = normalize(x_uint8, self.mean, self.std)
+    def _prep(self, x_uint8: torch.Tensor, gen: torch.Generator | None, aug: AugmentConfig | None = None) -> torch.Tensor:
+        """uint8 batch -> augmented by ``aug`` (when given), normalised float batch."""
+        x = normalize(augment(x_uint8, aug, gen) if aug is not None else x_uint8, self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.engine.channels_last else x
 
     def _autocast(self):
@@ -243,6 +240,7 @@ class Trainer:
     # ------------------------------------------------------------------------- one epoch
     def _train_epoch(self, model, method, opt, rs: ResolvedStage, epoch: int) -> dict:
         cfg = rs.cfg
+        aug = self.cfg.augment if cfg.augment is True else (cfg.augment or None)
         gen = generator(self.cfg.seed, "stage", rs.index, "epoch", epoch)
         torch.manual_seed(derive_seed(self.cfg.seed, "torch", rs.index, epoch))
         method.on_epoch_start(epoch)
@@ -273,9 +271,8 @@ class Trainer:
             extra = {}
             for n, it in extra_iters.items():
                 xe, ye, ie = next(it)
-                extra[n] = Batch(self._prep(xe, gen if cfg.augment else None), ye, ie)
-            batch = Batch(self._prep(xb, gen if cfg.augment else None), yb, ib, extra,
-                          view=lambda xb=xb: self._prep(xb, gen if cfg.augment else None))
+                extra[n] = Batch(self._prep(xe, gen, aug), ye, ie)
+            batch = Batch(self._prep(xb, gen, aug), yb, ib, extra, view=lambda xb=xb: self._prep(xb, gen, aug))
             with self._autocast():
                 loss = step_module(batch)
             if not torch.isfinite(loss):
