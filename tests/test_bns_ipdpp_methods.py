@@ -104,3 +104,26 @@ def test_stage_augmentation_reaches_both_bns_views(tiny_root, tmp_path, monkeypa
     n = sum(json.loads((tmp_path / "metrics.json").read_text())["class_counts"])
     steps = -(-n // 40) - (n % 40 == 1)  # a last batch of one image is dropped
     assert seen == ["simclr"] * (2 * steps)  # both views of every stage-1 batch, nothing in stage 2
+
+
+def test_linear_probe_per_class_draws_the_authors_balanced_subset():
+    """``per_class: n``: classes above n cut to exactly n, smaller ones whole, the same draw for
+    the same seed (so a resumed stage trains on the same images), another for another seed."""
+    from longtail.methods import StageContext, make_method
+
+    labels = torch.from_numpy(np.repeat(np.arange(4), [50, 20, 8, 3]))
+
+    def subset(seed):
+        ctx = StageContext(torch.tensor([50.0, 20, 8, 3]), 4, 1, 1, torch.device("cpu"), torch.nn.Linear(2, 4), True,
+                           log=lambda m: None, seed=seed, stage_index=1, train_labels=labels)
+        probe = make_method("linear_probe", ctx, {"per_class": 10})
+        probe.prepare()
+        return probe.sample_pool()
+
+    a = subset(0)
+    assert np.bincount(labels[a].numpy()).tolist() == [10, 10, 8, 3] and len(set(a.tolist())) == len(a)
+    assert torch.equal(a, subset(0)) and not torch.equal(a, subset(1))
+    ctx = StageContext(torch.tensor([50.0, 20, 8, 3]), 4, 1, 1, torch.device("cpu"), torch.nn.Linear(2, 4), True)
+    plain = make_method("linear_probe", ctx)
+    plain.prepare()
+    assert plain.sample_pool() is None  # the default: every training image

@@ -147,3 +147,23 @@ def test_nan_gradient_stops_with_message(tiny_root, tmp_path, monkeypatch):
     with pytest.raises(LongtailError) as e:
         Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
     assert "gradient norm is nan" in str(e.value) and "step 1" in str(e.value)
+
+
+def test_decay_1d_false_exempts_biases_and_norms_from_weight_decay(tiny_root, tmp_path, monkeypatch):
+    """``optimizer.decay_1d: false`` (timm's add_weight_decay, the BNS code): two groups, every
+    1-D parameter (biases, BatchNorm scales and shifts) in the one with weight decay 0."""
+    made = []
+    real = torch.optim.AdamW
+
+    def spy(params, **kw):
+        opt = real(params, **kw)
+        made.append(opt)
+        return opt
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    cfg = tiny_cfg(tiny_root, "stages=[{method: ce, epochs: 1, batch_size: 32, optimizer: {name: adamw, lr: 0.001, weight_decay: 0.05, decay_1d: false}}]")
+    Trainer(cfg, tmp_path, log=lambda m: None).run()
+    decay, no_decay = made[0].param_groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
+    assert len(no_decay["params"]) > 0

@@ -7,7 +7,7 @@ from longtail.models import build_model
 
 @pytest.mark.parametrize("arch,channels,size,feat,fmap", [
     ("resnet32", 1, 28, 64, 7), ("resnet32", 3, 32, 64, 8), ("resnet8", 1, 8, 64, 2),
-    ("resnet18_cifar", 3, 32, 512, 4), ("resnet50", 3, 64, 2048, 2), ("resnext50", 3, 64, 2048, 2),
+    ("resnet18_cifar", 3, 32, 512, 4), ("resnet34_cifar", 3, 32, 512, 4), ("resnet50", 3, 64, 2048, 2), ("resnext50", 3, 64, 2048, 2),
 ])
 def test_split_interface_matches_forward(arch, channels, size, feat, fmap):
     torch.manual_seed(0)
@@ -31,3 +31,9 @@ def test_resnet32_has_the_published_size_and_cosine_head():
 def test_unknown_model():
     with pytest.raises(LongtailError, match="unknown model"):
         build_model("vgg", 10, 3)
+
+
+def test_cifar_resnet18_and_34_have_their_published_sizes():
+    """11.2 M and 21.3 M parameters with a 100-way head (pytorch-cifar's ResNet-18 / 34)."""
+    sizes = {a: sum(p.numel() for p in build_model(a, 100, 3).parameters()) for a in ("resnet18_cifar", "resnet34_cifar")}
+    assert sizes == {"resnet18_cifar": 11_220_132, "resnet34_cifar": 21_328_292}

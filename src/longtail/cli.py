@@ -95,7 +95,35 @@ def cmd_info(args) -> int:
                      ("few", f"< {d.few_threshold}")):
         print(f"{k:>6} ({label}): {len(split[k])} classes {split[k] if len(split[k]) <= 20 else ''}")
     print(f"test: {len(s.test):,} images; validation: {len(s.val) if s.val is not None else 0:,} images")
+    if args.views:
+        print(f"augmented views: {_preview_views(cfg, s.train, counts, Path(args.views))}")
     return 0
+
+
+def _preview_views(cfg, train, counts, path: Path) -> Path:
+    """The first training image of up to 8 classes and two draws of each stage's augmentation
+    (seeded by the run's seed), as one PNG: a look at what the network will see."""
+    import torch
+
+    from longtail.data.augment import augment
+    from longtail.data.loader import BatchSource
+    from longtail.engine.runtime import generator
+    from longtail.evaluation.plots import plot_views
+
+    classes = [c for c, n in enumerate(counts) if n > 0][:8]
+    first = [int((train.labels == c).nonzero()[0]) for c in classes]
+    x, _, _ = next(BatchSource(train, torch.device("cpu"), cfg.data.workers).batches(torch.tensor(first), len(first)))
+    columns = {"image": x}
+    for i, stage in enumerate(cfg.stages):
+        aug = cfg.augment_for(stage)
+        if aug is None:
+            continue
+        gen = generator(cfg.seed, "preview", i)
+        name = stage.name or f"stage{i + 1}"
+        what = f"simclr s={aug.strength:g}" if aug.policy == "simclr" else aug.policy
+        for v in (1, 2):
+            columns[f"{name} ({what})\nview {v}"] = augment(x, aug, gen)
+    return plot_views(columns, path, row_labels=[f"class {c}" for c in classes], title=f"{cfg.name}: training augmentation")
 
 
 def cmd_fetch(args) -> int:
@@ -137,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
     i = sub.add_parser("info", help="class counts, imbalance and many/medium/few split of a config's data")
     _add_config_args(i)
+    i.add_argument("--views", metavar="PNG", help="also save a few training images with two augmented views per stage")
     i.set_defaults(func=cmd_info)
     b = sub.add_parser("bench", help="run a benchmark suite: a grid of method x imbalance factor x seed runs")
     b.add_argument("suite", help="suite file, e.g. benchmarks/suites/fashion_mnist_lt.yaml")

@@ -84,6 +84,7 @@ class OptimConfig:
     nesterov: bool = False
     weight_decay: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    decay_1d: bool = True  # false: no weight decay on biases and norm parameters (timm's add_weight_decay)
 
     def validate(self, p: str):
         _require(self.lr > 0, f"{p}.lr", self.lr, "must be > 0")
@@ -170,6 +171,10 @@ class RunConfig:
     stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
     engine: EngineConfig = field(default_factory=EngineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def augment_for(self, stage: StageConfig) -> AugmentConfig | None:
+        """The augmentation a stage trains with: its own section, the run's, or none."""
+        return self.augment if stage.augment is True else (stage.augment or None)
 
     def validate(self, p: str):
         _require(len(self.stages) >= 1, "stages", self.stages, "needs at least one stage")

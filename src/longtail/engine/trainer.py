@@ -186,6 +186,7 @@ class Trainer:
             class_counts=self.class_counts.to(self.device), num_classes=self.num_classes, epochs=rs.cfg.epochs,
             steps_per_epoch=steps, device=self.device, model=model, frozen_backbone=rs.train == "head",
             embed=embed, has_val=self.splits.val is not None, log=self.log, seed=self.cfg.seed, stage_index=rs.index,
+            train_labels=self.train_set.labels,
             gather=lambda t: distributed.all_gather_with_grad(t, self.dist),
             broadcast=lambda o: distributed.broadcast_object(o, self.dist),
         )
@@ -223,10 +224,15 @@ class Trainer:
         elif not params:
             raise LongtailError(f"stage '{rs.name}' ({rs.cfg.method}) has {rs.cfg.epochs} epochs but nothing to train",
                                 "give it epochs: 0 (a post-hoc stage) or set train: all / head")
-        elif o.name == "sgd":
-            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
         else:
-            opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+            if not o.decay_1d:  # timm's add_weight_decay: no decay on biases and norm scales/shifts
+                groups = [{"params": [p for p in params if p.ndim > 1]},
+                          {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+                params = [g for g in groups if g["params"]]
+            if o.name == "sgd":
+                opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+            else:
+                opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         return method, opt
 
     def _steps_per_epoch(self, rs: ResolvedStage) -> int:
@@ -240,7 +246,7 @@ class Trainer:
     # ------------------------------------------------------------------------- one epoch
     def _train_epoch(self, model, method, opt, rs: ResolvedStage, epoch: int) -> dict:
         cfg = rs.cfg
-        aug = self.cfg.augment if cfg.augment is True else (cfg.augment or None)
+        aug = self.cfg.augment_for(cfg)
         gen = generator(self.cfg.seed, "stage", rs.index, "epoch", epoch)
         torch.manual_seed(derive_seed(self.cfg.seed, "torch", rs.index, epoch))
         method.on_epoch_start(epoch)

@@ -1,5 +1,5 @@
-"""PNG plots of a run: per-class accuracy against training count, the confusion matrix, and
-the reliability diagram."""
+"""PNG plots of a run: per-class accuracy against training count, the confusion matrix, the
+reliability diagram, sweeps, and a preview of augmented training images."""
 
 from __future__ import annotations
 
@@ -152,5 +152,35 @@ def plot_sweep(xs: list[float], series: dict[str, list[float]], path, xlabel: st
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_views(columns: dict[str, "torch.Tensor"], path, row_labels=None, title: str = "") -> Path:
+    """A grid of images: one row per image, one column per entry of ``columns`` (a name -> a
+    B x C x H x W batch, uint8 or float in [0, 1]), e.g. the originals and their augmented views."""
+    plt = _plt()
+    names = list(columns)
+    b = len(columns[names[0]])
+    fig, axes = plt.subplots(b, len(names), figsize=(1.3 * len(names), 1.3 * b + 0.4), squeeze=False)
+    for j, name in enumerate(names):
+        batch = columns[name]
+        batch = batch.float() / 255.0 if not batch.is_floating_point() else batch.float()
+        for i in range(b):
+            img = batch[i].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            ax = axes[i][j]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=7)
+            if j == 0 and row_labels is not None:
+                ax.set_ylabel(str(row_labels[i]), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -53,6 +53,7 @@ class StageContext:
     log: Callable[[str], None] = print
     seed: int = 0  # the run's seed (methods derive their own random streams from it)
     stage_index: int = 0
+    train_labels: torch.Tensor | None = None  # the label of every training image, in order
     # multi-process runs: concatenate a tensor over ranks keeping gradients (BNS negatives),
     # and rank 0's object on every rank (the IP-DPP subset); identities in one process
     gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from longtail.losses.bns import bns_code_loss, bns_paper_loss
 from longtail.methods.base import Batch, Method, register
+from longtail.methods.ipdpp import draw_subset
+from longtail.seeds import derive_seed
 
 
 def projection_head(in_dim: int, out_dim: int) -> nn.Module:
@@ -61,7 +64,23 @@ class BNS(Method):
 
 @register
 class LinearProbe(Method):
-    """A new linear classifier on the frozen backbone, plain CE on the instance sampler."""
+    """A new linear classifier on the frozen backbone, plain CE on the instance sampler.
+
+    ``per_class: n`` > 0 trains it on a class-balanced subset instead, as the BNS authors'
+    probing scripts do (``sample_balanced_subset``): every class with more than n images cut to
+    n drawn uniformly at random, once, from the run's seed; smaller classes whole."""
 
     id = "linear_probe"
+    params = {"per_class": 0}
     stage_defaults = {"sampler": "instance", "train": "head", "reinit_head": True}
+
+    def prepare(self):
+        n = int(self.args["per_class"])
+        self.subset = None
+        if n > 0:
+            rng = np.random.default_rng(derive_seed(self.ctx.seed, "probe", self.ctx.stage_index))
+            self.subset = torch.from_numpy(draw_subset(self.ctx.train_labels.cpu().numpy(), n, rng, "random"))
+            self.ctx.log(f"linear_probe: {len(self.subset)} training images, at most {n} a class")
+
+    def sample_pool(self):
+        return self.subset

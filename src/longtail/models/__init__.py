@@ -7,10 +7,10 @@ import torch.nn as nn
 
 from longtail.errors import LongtailError
 from longtail.models.heads import CosineHead, LinearHead, LWSHead, make_head, tau_normalize
-from longtail.models.resnet_cifar import resnet8, resnet18_cifar, resnet20, resnet32
+from longtail.models.resnet_cifar import resnet8, resnet18_cifar, resnet20, resnet32, resnet34_cifar
 from longtail.models.resnet_imagenet import resnet50, resnext50
 
-BACKBONES = {"resnet8": resnet8, "resnet20": resnet20, "resnet32": resnet32, "resnet18_cifar": resnet18_cifar, "resnet50": resnet50, "resnext50": resnext50}
+BACKBONES = {"resnet8": resnet8, "resnet20": resnet20, "resnet32": resnet32, "resnet18_cifar": resnet18_cifar, "resnet34_cifar": resnet34_cifar, "resnet50": resnet50, "resnext50": resnext50}
 
 
 def _timm_backbone(name: str, in_channels: int) -> nn.Module:

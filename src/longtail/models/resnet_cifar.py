@@ -73,16 +73,17 @@ def resnet8(in_channels: int = 3) -> ResNetCifar:
     return ResNetCifar((1, 1, 1), in_channels)
 
 
-class ResNet18Cifar(nn.Module):
-    """ResNet-18 for 32 px images (the SimCLR / BNS CIFAR variant): a 3 × 3 stem without
-    max-pooling, 4 stages of 2 basic blocks (64-128-256-512), projection shortcuts."""
+class ResNetCifar4Stage(nn.Module):
+    """ResNet-18 / 34 for 32 px images (the SimCLR / BNS CIFAR variant, Kuang Liu's
+    pytorch-cifar layout): a 3 × 3 stem without max-pooling, 4 stages of basic blocks
+    (64-128-256-512 channels, ``num_blocks`` each), projection shortcuts."""
 
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3, num_blocks=(2, 2, 2, 2)):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
         blocks, in_planes = [], 64
-        for i, planes in enumerate((64, 128, 256, 512)):
-            for j in range(2):
+        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), num_blocks)):
+            for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
                 blocks.append(_ProjBlock(in_planes, planes, stride))
                 in_planes = planes
@@ -102,5 +103,11 @@ class _ProjBlock(BasicBlock):
             self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
 
-def resnet18_cifar(in_channels: int = 3) -> ResNet18Cifar:
-    return ResNet18Cifar(in_channels)
+def resnet18_cifar(in_channels: int = 3) -> ResNetCifar4Stage:
+    """The BNS authors' CIFAR-10 encoder."""
+    return ResNetCifar4Stage(in_channels, (2, 2, 2, 2))
+
+
+def resnet34_cifar(in_channels: int = 3) -> ResNetCifar4Stage:
+    """The BNS authors' CIFAR-100 encoder."""
+    return ResNetCifar4Stage(in_channels, (3, 4, 6, 3))
