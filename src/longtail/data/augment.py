@@ -37,10 +37,13 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch
         cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # B x 1 x W
         batch = torch.arange(b, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-    if flip:
-        mask = (torch.rand(b, generator=generator) < 0.5).to(x.device)
-        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
-    return x
+    return random_flip(x, generator) if flip else x
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image horizontally with probability 1/2."""
+    mask = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
 def _uniform(n: int, lo: float, hi: float, generator: torch.Generator, *shape) -> torch.Tensor:
@@ -148,8 +151,7 @@ def simclr_augment(x: torch.Tensor, strength: float, generator: torch.Generator,
     b, _, h, w = x.shape
     out = resized_crop(x.float() / 255.0, resized_crop_boxes(b, h, w, crop_scale, (3 / 4, 4 / 3), generator))
     if flip:
-        mask = (torch.rand(b, generator=generator) < 0.5).to(x.device)
-        out = torch.where(mask[:, None, None, None], out.flip(-1), out)
+        out = random_flip(out, generator)
     out = random_grayscale(color_jitter(out, strength, 0.8, generator), 0.2, generator)
     if blur:
         # the BNS code's GaussianBlur(kernel_size=int(0.1 * size)) rounds the kernel up to odd
