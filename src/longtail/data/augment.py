@@ -128,12 +128,13 @@ def color_jitter(x: torch.Tensor, strength: float, p: float, generator: torch.Ge
                           + [_uniform(b, -0.2 * strength, 0.2 * strength, generator)], 1)
     order = torch.rand(b, 4, generator=generator).argsort(1)
     on = (torch.rand(b, generator=generator) < p).to(x.device)
-    out = x
+    out = x.clone()
     for step in range(4):
         for k, op in enumerate(JITTER_OPS):
-            chosen = on & (order[:, step] == k).to(x.device)
-            if chosen.any():
-                out = torch.where(chosen.view(-1, 1, 1, 1), op(out, factors[:, k]), out)
+            # only the images whose step-th operation is op: each image is jittered once per op
+            idx = (on & (order[:, step] == k).to(x.device)).nonzero()[:, 0]
+            if len(idx):
+                out[idx] = op(out[idx], factors[idx.cpu(), k])
     return out
 
 
