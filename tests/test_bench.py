@@ -282,3 +282,23 @@ def test_paired_differences_match_seeds_and_imbalance_factors():
     rows = [row("a", 10, 0, 50.0), row("b", 10, 0, 45.5), row("a", 10, 1, 40.0), row("b", 10, 1, 42.0),
             row("a", 100, 0, 30.0), row("b", 100, 0, 20.0), row("a", 100, 2, 10.0)]  # seed 2: no baseline row
     assert paired.paired(rows, "a", "b", "tail") == {10.0: {0: 4.5, 1: -2.0}, 100.0: {0: 10.0}}
+
+
+def test_a_method_may_run_a_subset_of_the_seeds(tmp_path):
+    root = write_mnist_folder(tmp_path / "data")
+    suite = _write(tmp_path, root)
+    data = yaml.safe_load(suite.read_text())
+    data["seeds"] = [0, 1, 2]
+    data["methods"]["ce_long"] = {"config": str(tmp_path / "ce.yaml"), "seeds": [0], "set": ["stages.0.epochs=3"]}
+    suite.write_text(yaml.safe_dump(data))
+    _, runs = load_suite(suite, tmp_path / "runs")
+    assert [(r.method, r.seed) for r in runs if r.method == "ce_long"] == [("ce_long", 0)]
+    assert len(runs) == 3 + 3 + 1
+    data["methods"]["crt_long"] = {"config": str(tmp_path / "crt.yaml"), "reuse": "ce_long", "set": ["stages.0.epochs=3"]}
+    suite.write_text(yaml.safe_dump(data))
+    with pytest.raises(LongtailError, match="does not run seed 1"):
+        load_suite(suite, tmp_path / "runs")
+    data["methods"]["ce_long"]["seeds"] = [7]
+    suite.write_text(yaml.safe_dump(data))
+    with pytest.raises(LongtailError, match="drawn from the suite's seeds"):
+        load_suite(suite, tmp_path / "runs")

@@ -124,3 +124,49 @@ def test_large_draw_sizes_and_edge_cases():
     assert len(dpp.sample_kdpp_diag_rank1(d, u, 0, rng)) == 0
     y = K._sample_diag_rank1_esp(d[:300], u[:300], 40, rng)
     assert len(np.unique(y)) == 40
+
+
+def test_degenerate_kernels_give_a_correct_draw_or_a_clear_error():
+    rng = np.random.default_rng(0)
+    # every p = 1 (float32) under scale n: d = 1 - u_i U is exactly zero, the kernel is u uᵀ (rank 1)
+    d, u = dpp.ipdpp_kernel(np.ones(50, np.float32), "n")
+    assert np.all(d == 0)
+    assert len(dpp.sample_kdpp_diag_rank1(d, u, 1, rng)) == 1
+    for k in (2, 10):
+        with pytest.raises(ValueError, match="rank 1"):
+            dpp.sample_kdpp_diag_rank1(d, u, k, rng)
+    # one zero on the diagonal with u_j != 0: k = (positive entries) + 1 is still possible, by its exact law
+    d, u = _generic_diag_rank1()
+    d = d.copy()
+    d[[0, 1, 2, 3, 4]] = 0.0  # 3 positive entries: rank 4
+    L = dpp.diag_rank1_dense(d, u)
+    probs = {s: v for s, v in dpp.kdpp_probabilities(L, 4).items() if v > 0}
+    draws = [tuple(int(i) for i in dpp.sample_kdpp_diag_rank1(d, u, 4, rng)) for _ in range(3000)]
+    assert set(draws) <= set(probs)
+    obs = np.array([draws.count(s) for s in probs])
+    assert stats.chisquare(obs, np.array(list(probs.values())) * len(draws)).pvalue > 1e-3
+    with pytest.raises(ValueError, match="rank 4"):
+        dpp.sample_kdpp_diag_rank1(d, u, 5, rng)
+    # spectral and dual: a rank-2 Gram kernel whose eigensolver returns round-off for the rest
+    b = np.random.default_rng(5).normal(size=(N, 2))
+    assert np.linalg.eigvalsh(b @ b.T)[:-2].max() != 0  # round-off, not zeros
+    for draw in (lambda k: dpp.sample_kdpp_spectral(b @ b.T, k, rng), lambda k: dpp.sample_kdpp_dual(b, k, rng)):
+        assert len(np.unique(draw(2))) == 2
+        with pytest.raises(ValueError, match="numerical rank is 2"):
+            draw(3)
+    # negative k, everywhere
+    for draw in (lambda: dpp.sample_kdpp_diag_rank1(d, u, -1, rng), lambda: dpp.sample_kdpp_spectral(b @ b.T, -1, rng),
+                 lambda: dpp.sample_kdpp_dual(b, -1, rng), lambda: dpp.sample_k_product(np.ones(4), -1, rng)):
+        with pytest.raises(ValueError, match="k = -1"):
+            draw()
+
+
+def test_ipdpp_subset_on_a_degenerate_class_names_the_fix():
+    from longtail.errors import LongtailError
+    from longtail.methods.ipdpp import draw_subset
+
+    labels = np.array([0] * 30 + [1] * 5)
+    with pytest.raises(LongtailError, match="scale: n2"):
+        draw_subset(labels, 5, np.random.default_rng(0), "ipdpp", np.ones(35), scale="n")
+    sub = draw_subset(labels, 5, np.random.default_rng(0), "ipdpp", np.ones(35), scale="n2")
+    assert len(sub) == 10 and (labels[sub] == 0).sum() == 5

@@ -51,12 +51,29 @@ def test_mnist_format_dataset_with_profile(tmp_path):
     np.testing.assert_array_equal(got, raw_imgs[first3])
 
 
-def test_validation_holdout_takes_last_images(tmp_path):
-    root = write_mnist_folder(tmp_path / "m", n_train_per_class=[40] * 10)
+def test_validation_never_shrinks_the_profile(tmp_path):
+    root = write_mnist_folder(tmp_path / "m", n_train_per_class=[40] * 10, gz=False)
     s = build_splits(DataConfig(dataset="mnist", root=str(root), imbalance_factor=10, val_per_class=5))
-    assert s.val.class_counts() == [5] * 10
-    assert s.train.class_counts()[0] == 35  # class 0 cannot use its 5 held-out images
-    assert s.train.class_counts()[1:] == [30, 23, 18, 14, 11, 8, 6, 5, 4]
+    # the profile is trained on exactly, the same images as without validation ...
+    plain = build_splits(DataConfig(dataset="mnist", root=str(root), imbalance_factor=10))
+    assert s.train.class_counts() == plain.train.class_counts() == [40, 30, 23, 18, 14, 11, 8, 6, 5, 4]
+    assert torch.equal(s.train.images, plain.train.images)
+    # ... and validation takes the last 5 of each class from the images beyond it: class 0 has none
+    assert s.val.class_counts() == [0] + [5] * 9
+    raw_labels = formats.read_idx(root / "train-labels-idx1-ubyte")
+    raw_imgs = formats.read_idx(root / "train-images-idx3-ubyte")
+    last5 = np.flatnonzero(raw_labels == 4)[-5:]
+    np.testing.assert_array_equal(s.val.images[s.val.labels == 4][:, 0].numpy(), raw_imgs[last5])
+    assert len(s.notes) == 1 and "class 0 has 0;" in s.notes[0] and "1 class(es)" in s.notes[0] and "max_per_class to at most 35" in s.notes[0]
+    # below the largest class, every class has images to spare: a balanced validation set, no note
+    s = build_splits(DataConfig(dataset="mnist", root=str(root), imbalance_factor=10, val_per_class=5, max_per_class=35))
+    assert s.val.class_counts() == [5] * 10 and s.train.class_counts()[0] == 35 and not s.notes
+    # nothing to spare anywhere (IF 1 over the whole set): a clear error, before any training
+    with pytest.raises(LongtailError, match="none is left for validation"):
+        build_splits(DataConfig(dataset="mnist", root=str(root), imbalance_factor=1, val_per_class=5))
+    # profile none: no profile to preserve, the last v images are held out of training
+    s = build_splits(DataConfig(dataset="mnist", root=str(root), profile="none", val_per_class=5))
+    assert s.train.class_counts() == [35] * 10 and s.val.class_counts() == [5] * 10
 
 
 def test_missing_root_and_label_mismatch(tmp_path):

@@ -18,6 +18,7 @@ A suite file names the method configs, the seeds, optionally the imbalance facto
       ldam_drw: {config: configs/fashion_mnist_lt/ldam_drw.yaml, tiers: {full: [stages.stage1.method_args.drw_epoch=160]}}
       bns_repr: {config: configs/fashion_mnist_lt/bns_repr.yaml, report: false}
       h2tf_p0.5: {config: configs/fashion_mnist_lt/ce_h2tf.yaml, reuse: ce, set: [stages.1.method_args.h2tf.ratio=0.5]}
+      bns_e1000: {config: configs/fashion_mnist_lt/bns_repr.yaml, seeds: [0]}   # a row for some seeds only
 
 Overrides apply in this order: the tier's epochs, the suite's ``set``, the tier's ``set``,
 ``--set``, the method's ``set`` and its ``tiers`` entry (epoch-valued arguments such as
@@ -39,6 +40,7 @@ IF; overall and tail accuracy against IF), all made from the runs alone.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -162,7 +164,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     specs = {}
     for mid, spec in suite["methods"].items():
         spec = {"config": spec} if isinstance(spec, str) else dict(spec)
-        keys = {"config", "reuse", "report", "set", "tiers"}
+        keys = {"config", "reuse", "report", "set", "tiers", "seeds"}
         if set(spec) - keys:
             raise LongtailError(f"suite {path}: method '{mid}' has unknown keys {sorted(set(spec) - keys)}",
                                 f"use {', '.join(sorted(keys))}")
@@ -170,6 +172,9 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
             raise LongtailError(f"suite {path}: method '{mid}' has entries for unknown tier(s) "
                                 f"{sorted(set(spec['tiers']) - set(suite.get('tiers') or {}))}",
                                 f"the suite's tiers: {sorted(suite.get('tiers') or {})}")
+        if "seeds" in spec and (not isinstance(spec["seeds"], list) or not set(spec["seeds"]) <= set(seeds)):
+            raise LongtailError(f"suite {path}: method '{mid}' seeds = {spec['seeds']!r} must be a list drawn from the "
+                                f"suite's seeds {seeds}", "write e.g. seeds: [0] (a costly row run for one seed)")
         if spec.get("reuse") and spec["reuse"] not in specs:
             raise LongtailError(f"suite {path}: '{mid}' reuses '{spec['reuse']}', which the suite does not run before it",
                                 "list the reused method earlier in 'methods'")
@@ -189,12 +194,15 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                           + _override_list((spec.get("tiers") or {}).get(tier), f"suite {path}: {mid}.tiers.{tier}"))
             epochs = _tier_epochs(base_data, tier_spec["epochs"], mid, tier) if tier_spec.get("epochs") else []
             common = epochs + _for_config(overrides, base_data) + method_set + ([f"data.imbalance_factor={imb}"] if imb is not None else [])
-            for seed in seeds:
+            for seed in spec.get("seeds", seeds):
                 data = apply_overrides(copy.deepcopy(base_data), common + [f"seed={seed}"])
                 run_dir = root / mid / f"seed{seed}"
                 reuse = spec.get("reuse")
                 if reuse:
-                    base_cfg = next(r.cfg for r in runs if r.method == reuse and r.seed == seed and r.imbalance == imb)
+                    base_cfg = next((r.cfg for r in runs if r.method == reuse and r.seed == seed and r.imbalance == imb), None)
+                    if base_cfg is None:
+                        raise LongtailError(f"suite {path}: '{mid}' seed {seed} reuses '{reuse}', which does not run seed {seed}",
+                                            f"give '{mid}' the seeds of '{reuse}'")
                     _check_reusable(mid, data, base_cfg)
                     data.setdefault("model", {})["init"] = str(root / reuse / f"seed{seed}")
                     data["start_stage"] = 1
@@ -209,11 +217,18 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
 
 def _check_reusable(mid: str, data: dict, base: RunConfig):
     cfg = from_dict(RunConfig, copy.deepcopy(data))
-    same = (cfg.data == base.data and cfg.model == base.model and cfg.augment == base.augment
+    same = (_training_data(cfg.data) == _training_data(base.data) and cfg.model == base.model and cfg.augment == base.augment
             and len(base.stages) == 1 and cfg.stages[0] == base.stages[0])
     if not same:
         raise LongtailError(f"'{mid}' cannot reuse the stage-1 run: its data/model/augment/stage 1 differ from the base",
                             "make stage 1 of both configs identical, or drop 'reuse'")
+
+
+def _training_data(d):
+    """The data section as far as it decides the training set: under a long-tail profile the
+    validation hold-out comes from images beyond the profile, so it leaves training unchanged
+    (a tau_norm run with a validation split reuses a CE run without one)."""
+    return dataclasses.replace(d, val_per_class=0) if d.profile != "none" else d
 
 
 def _tier_words(meta: dict) -> str:

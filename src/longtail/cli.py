@@ -95,6 +95,8 @@ def cmd_info(args) -> int:
                      ("few", f"< {d.few_threshold}")):
         print(f"{k:>6} ({label}): {len(split[k])} classes {split[k] if len(split[k]) <= 20 else ''}")
     print(f"test: {len(s.test):,} images; validation: {len(s.val) if s.val is not None else 0:,} images")
+    for note in s.notes:
+        print(f"note: {note}")
     if args.views:
         print(f"augmented views: {_preview_views(cfg, s.train, counts, Path(args.views))}")
     return 0

@@ -100,6 +100,9 @@ class ScheduleConfig:
     milestones: list[int] = field(default_factory=list)  # multistep: epochs at which lr *= gamma
     gamma: float = 0.1
     min_lr: float = 0.0  # cosine: floor
+    # iteration: the lr changes every step; epoch: it is set once at the start of each epoch
+    # from the epoch index (H2T's and MiSLAS's adjust_learning_rate: warm-up lr * (e + 1) / w)
+    step: Literal["iteration", "epoch"] = "iteration"
 
     def validate(self, p: str):
         _require(self.warmup_epochs >= 0, f"{p}.warmup_epochs", self.warmup_epochs, "must be >= 0")

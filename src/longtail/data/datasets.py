@@ -7,7 +7,7 @@ holds out a balanced validation split, and leaves the test split balanced as pub
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,7 @@ class Splits:
     test: LabeledImages
     val: LabeledImages | None
     info: DatasetInfo
+    notes: list[str] = field(default_factory=list)  # what the run should be told about its splits
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -125,33 +126,69 @@ def _file_set(paths, labels, num_classes, size, channels, in_memory, names) -> L
 def build_splits(cfg) -> Splits:
     """Read ``cfg.dataset`` and apply the long-tail profile and validation hold-out.
 
-    Validation (``val_per_class = v > 0``, for data sets without their own val split): the
-    *last* v images of each class in file order are held out; the profile then takes the
-    first ``n_c`` of the rest, so with v = 0 the training set is exactly the standard one.
+    The profile comes first and is trained on exactly: class c keeps its first ``n_c`` images
+    in file order, as in the standard construction. Validation (``val_per_class = v > 0``, for
+    data sets without their own val split) comes only from the images beyond the profile: the
+    *last* v of each class. A class with fewer than v images to spare gives what it has (the
+    largest class at ``max_per_class: 0`` has none: the profile takes all of it), and
+    ``Splits.notes`` says which; a validation set left empty is an error. With ``profile: none``
+    there is no profile to preserve: the last v images of each class are held out of training.
     """
     info = dataset_info(cfg.dataset)
     train, test, val = _read_raw(cfg)
     counts_raw = np.asarray(train.class_counts())
     empty = np.flatnonzero(counts_raw == 0)
     if len(empty):
-        raise LongtailError(f"class {int(empty[0])} has no training images in the source data", "remove that class or fix the split file")
+        raise LongtailError(f"class {_class_name(train, int(empty[0]))} has no training images in the source data",
+                            "remove that class or fix the split file")
+    if cfg.val_per_class and val is not None:
+        raise LongtailError("data.val_per_class is set but the data set has its own validation split", "set data.val_per_class: 0")
     labels = train.labels.numpy()
-    held = np.zeros(len(labels), bool)
-    if cfg.val_per_class:
-        if val is not None:
-            raise LongtailError("data.val_per_class is set but the data set has its own validation split", "set data.val_per_class: 0")
-        for c in range(train.num_classes):
-            idx = np.flatnonzero(labels == c)
-            if len(idx) <= cfg.val_per_class:
-                raise LongtailError(f"class {c} has {len(idx)} images, too few to hold out {cfg.val_per_class} for validation", "lower data.val_per_class")
-            held[idx[-cfg.val_per_class:]] = True
-        val = train.subset(np.flatnonzero(held))
+    notes = []
     if cfg.profile == "none":  # list-based sets are long-tailed already by their published lists
+        held = _hold_out_last(labels, train.num_classes, cfg.val_per_class, np.zeros(len(labels), bool))
+        short = [c for c in range(train.num_classes) if (labels[held] == c).sum() < cfg.val_per_class]
+        if short:
+            raise LongtailError(f"class {_class_name(train, short[0])} has {int(counts_raw[short[0]])} images, too few to "
+                                f"hold out {cfg.val_per_class} for validation", "lower data.val_per_class")
         keep = np.flatnonzero(~held)
     else:
         if cfg.profile not in PROFILES:
             raise LongtailError(f"unknown profile '{cfg.profile}'", f"data.profile must be one of {sorted(PROFILES) + ['none']}")
         n_max = cfg.max_per_class or int(counts_raw.max())
         counts = PROFILES[cfg.profile](train.num_classes, n_max, cfg.imbalance_factor)
-        keep = select_first_per_class(labels, counts, exclude=held)
-    return Splits(train.subset(keep), test, val, info)
+        keep = select_first_per_class(labels, counts)
+        used = np.zeros(len(labels), bool)
+        used[keep] = True
+        held = _hold_out_last(labels, train.num_classes, cfg.val_per_class, used)
+        if cfg.val_per_class:
+            got = np.bincount(labels[held], minlength=train.num_classes)
+            short = [c for c in range(train.num_classes) if got[c] < cfg.val_per_class]
+            if len(short) == train.num_classes and not got.any():
+                raise LongtailError(f"data.val_per_class = {cfg.val_per_class}, but the profile uses every training image "
+                                    "of every class, so none is left for validation",
+                                    "lower data.max_per_class below the largest class size, or set data.val_per_class: 0")
+            if short:
+                which = ", ".join(f"class {_class_name(train, c)} has {got[c]}" for c in short)
+                notes.append(f"validation: {len(short)} class(es) have fewer than {cfg.val_per_class} images beyond the "
+                             f"profile and give only what they have: {which}; training keeps the whole profile (set "
+                             f"data.max_per_class to at most {int(counts_raw.min()) - cfg.val_per_class} for a balanced "
+                             f"validation set)")
+    if cfg.val_per_class:
+        val = train.subset(np.flatnonzero(held))
+    return Splits(train.subset(keep), test, val, info, notes)
+
+
+def _hold_out_last(labels: np.ndarray, num_classes: int, v: int, used: np.ndarray) -> np.ndarray:
+    """Mask of the last ``v`` images of each class among those not ``used`` (fewer where fewer remain)."""
+    held = np.zeros(len(labels), bool)
+    if v:
+        for c in range(num_classes):
+            idx = np.flatnonzero((labels == c) & ~used)
+            held[idx[max(len(idx) - v, 0):]] = True
+    return held
+
+
+def _class_name(images: LabeledImages, c: int) -> str:
+    names = images.class_names
+    return f"{c} ({names[c]})" if c < len(names) and names[c] != str(c) else str(c)

@@ -67,7 +67,8 @@ def _product_sampler(w: np.ndarray, k: int, max_tries: int = 2000):
     """Prepare :func:`sample_k_product` for repeated draws (λ solved once)."""
     w = np.asarray(w, dtype=np.float64)
     support = np.flatnonzero(w > 0)
-    if k < 0 or k > len(support):
+    _check_k(k, len(w))
+    if k > len(support):
         raise ValueError(f"cannot draw {k} items: only {len(support)} have positive weight")
     if k == 0 or k == len(support):
         return lambda rng: support[:k] if k else np.zeros(0, dtype=np.int64)
@@ -146,7 +147,10 @@ def ipdpp_kernel(p: np.ndarray, scale: str = "n2") -> tuple[np.ndarray, np.ndarr
         u = p / math.sqrt(n)
     else:
         raise ValueError(f"unknown IP-DPP kernel scale '{scale}' (n2 or n)")
-    d = np.clip(1.0 - u * u.sum(), 0.0, None)
+    d = 1.0 - u * u.sum()
+    # 1 − u_i U is exactly 0 when every p is 1 under scale n; round-off leaves ±1e-16 there,
+    # which would pass for a positive diagonal and hide that the kernel is rank one
+    d[d < 1e-12] = 0.0
     return d, u
 
 
@@ -168,10 +172,14 @@ def sample_kdpp_diag_rank1(d: np.ndarray, u: np.ndarray, k: int, rng: np.random.
     d = np.asarray(d, dtype=np.float64)
     u = np.asarray(u, dtype=np.float64)
     n = len(d)
-    if not 0 <= k <= n:
-        raise ValueError(f"k = {k} not in [0, {n}]")
+    _check_k(k, n)
     if k == 0:
         return np.zeros(0, dtype=np.int64)
+    # det(L_Y) > 0 needs every member but at most one to have d_i > 0, and that one u_j != 0
+    rank = int(np.sum(d > 0)) + int(np.any((d <= 0) & (u != 0)))
+    if k > rank:
+        raise ValueError(f"cannot draw a {k}-subset: diag(d) + u uᵀ has rank {rank} ({int(np.sum(d > 0))} of {n} "
+                         f"diagonal entries are positive), so every {k}-subset has probability 0")
     if np.all(d > 0):
         a = u * u / d
         bound = 1.0 + np.sort(a)[-k:].sum()
@@ -220,20 +228,37 @@ def _sample_diag_rank1_esp(d: np.ndarray, u: np.ndarray, k: int, rng: np.random.
     return np.asarray(out, dtype=np.int64)
 
 
+def _check_k(k: int, n: int) -> None:
+    if not 0 <= k <= n:
+        raise ValueError(f"k = {k} not in [0, {n}]: a k-DPP draws between 0 and N items")
+
+
 # ------------------------------------------------------------------- spectral k-DPP
+RANK_TOL = 1e-10  # eigenvalues below RANK_TOL × the largest are round-off of zero
+
+
 def _select_eigenvectors(eigvals: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Kulesza & Taskar Alg. 8, phase 1: walk eigenvalues from the last to the first and keep
-    eigenvalue n with probability ``λ_n e_{r−1}(λ_1..λ_{n−1}) / e_r(λ_1..λ_n)``."""
+    eigenvalue n with probability ``λ_n e_{r−1}(λ_1..λ_{n−1}) / e_r(λ_1..λ_n)``.
+
+    Eigenvalues below ``RANK_TOL`` × the largest count as zero: an eigensolver returns round-off
+    (1e-17, say) for a rank-deficient kernel, and choosing such an eigenvector would make the
+    projection DPP draw from a direction the kernel does not have (a wrong-size or wrong-law
+    subset). A k above the numerical rank is an error."""
     lam = np.clip(np.asarray(eigvals, dtype=np.float64), 0.0, None)
     n = len(lam)
+    if len(lam):
+        lam[lam < RANK_TOL * lam.max()] = 0.0
+    rank = int(np.sum(lam > 0))
+    if k > rank:
+        raise ValueError(f"cannot draw a {k}-subset: the kernel's numerical rank is {rank} (eigenvalues above "
+                         f"{RANK_TOL:g} × the largest), so every {k}-subset has probability 0")
     loglam = _log(lam)
     table = np.full((n + 1, k + 1), _NEG_INF)  # table[m] = log e_·(λ_1..λ_m)
     table[0, 0] = 0.0
     for m in range(1, n + 1):
         table[m] = table[m - 1]
         table[m, 1:] = np.logaddexp(table[m - 1, 1:], loglam[m - 1] + table[m - 1, :-1])
-    if table[n, k] == _NEG_INF:
-        raise ValueError(f"the kernel has rank < {k}: no k-subset has positive probability")
     chosen, r = [], k
     for m in range(n, 0, -1):
         if r == 0:
@@ -266,6 +291,7 @@ def sample_projection_dpp(v: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 def sample_kdpp_spectral(L: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Exact k-DPP draw for any symmetric PSD kernel L (N × N), sorted indices."""
+    _check_k(k, len(L))
     lam, vec = np.linalg.eigh(np.asarray(L, dtype=np.float64))
     idx = _select_eigenvectors(lam, k, rng)
     return sample_projection_dpp(vec[:, idx], rng)
@@ -275,6 +301,7 @@ def sample_kdpp_dual(b: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     """Exact k-DPP draw for the Gram kernel ``L = B Bᵀ`` (B: N × d) through the dual kernel
     ``C = Bᵀ B`` (d × d): L's nonzero eigenpairs are ``(λ, B v / √λ)`` for C's ``(λ, v)``."""
     b = np.asarray(b, dtype=np.float64)
+    _check_k(k, len(b))
     lam, vec = np.linalg.eigh(b.T @ b)
     idx = _select_eigenvectors(lam, k, rng)
     # orthonormal in exact arithmetic; the chain rule below re-normalises its marginals, so

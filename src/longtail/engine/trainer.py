@@ -106,6 +106,8 @@ class Trainer:
         log = log or (lambda msg: print(msg, flush=True))
         self.log = log if self.dist.main else (lambda msg: None)
         self.splits = splits or build_splits(cfg.data)
+        for note in self.splits.notes:
+            self.log(f"note: {note}")
         self.train_set = self.splits.train
         self.num_classes = self.train_set.num_classes
         self.class_counts = torch.tensor(self.train_set.class_counts(), dtype=torch.float32)

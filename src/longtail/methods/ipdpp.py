@@ -39,7 +39,11 @@ def draw_subset(labels: np.ndarray, k: int, rng: np.random.Generator, kernel: st
             chosen = rng.choice(len(idx), k, replace=False)
         elif kernel == "ipdpp":
             d, u = dpp.ipdpp_kernel(p[idx], scale)
-            chosen = dpp.sample_kdpp_diag_rank1(d, u, k, rng)
+            try:
+                chosen = dpp.sample_kdpp_diag_rank1(d, u, k, rng)
+            except ValueError as e:  # a degenerate kernel: every p = 1 under scale n
+                raise LongtailError(f"ipdpp: class {int(c)}'s kernel admits no {k}-subset ({e})",
+                                    "use method_args.scale: n2 (the authors' code), whose diagonal stays positive") from None
         elif kernel == "quality_diversity":
             if features.shape[1] < k:
                 raise LongtailError(f"ipdpp: the quality_diversity kernel has rank <= the feature dimension "
