@@ -1,8 +1,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import needs_fmnist, write_mnist_folder
 from longtail.cli import main
+from longtail.errors import LongtailError
 
 
 def test_unknown_key_is_one_clean_error(tmp_path, capsys):
@@ -36,3 +39,40 @@ def test_info_saves_a_preview_of_each_stages_views(tmp_path, capsys):
                "--views", str(png)])
     assert rc == 0 and f"augmented views: {png}" in capsys.readouterr().out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_floats_without_a_dot_and_the_version(tmp_path, capsys):
+    from longtail import __version__
+    from longtail.config import load_config
+
+    (tmp_path / "c.yaml").write_text("stages:\n  - {method: ce, optimizer: {lr: 1e-3, weight_decay: 5e-4}}\n")
+    cfg = load_config(tmp_path / "c.yaml", ["stages.0.optimizer.momentum=9E-1"])
+    o = cfg.stages[0].optimizer
+    assert (o.lr, o.weight_decay, o.momentum) == (1e-3, 5e-4, 0.9)
+    with pytest.raises(LongtailError, match="must be float"):
+        load_config(tmp_path / "c.yaml", ["stages.0.optimizer.lr=1e-3x"])
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"longtail {__version__}"
+
+
+def test_resume_from_the_stored_config_and_refusals_before_any_work(tmp_path, capsys):
+    from conftest import write_mnist_folder
+
+    root = write_mnist_folder(tmp_path / "data")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{dataset: mnist, root: {root}, imbalance_factor: 10}}\nmodel: {{arch: resnet8}}\n"
+                   "stages: [{method: ce, epochs: 1, batch_size: 32}]\nengine: {progress: false}\neval: {plots: false}\n")
+    assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run)]) == 0
+    before = (run / "config.yaml").read_text()
+    # a resume whose config differs from the stored one is refused, naming the key; nothing is rewritten
+    assert main(["train", str(cfg), "--out", str(run), "--resume", "--set", "stages.0.batch_size=16"]) == 2
+    err = capsys.readouterr().err
+    assert "stages.0.batch_size (stored 32, now 16)" in err and (run / "config.yaml").read_text() == before
+    # --resume RUN alone: the run's own config (a finished run only rewrites its outputs)
+    assert main(["train", "--resume", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train"]) == 2 and "needs a config" in capsys.readouterr().err

@@ -167,3 +167,35 @@ def test_decay_1d_false_exempts_biases_and_norms_from_weight_decay(tiny_root, tm
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
     assert len(no_decay["params"]) > 0
+
+
+def test_checkpoint_cadence_and_resume_from_an_older_checkpoint(tiny_root, reference_run, tmp_path, monkeypatch):
+    """engine.checkpoint_every: 2 saves after epochs 2 and 3 (the end of stage 1) and the
+    stage's end only; a run killed in epoch 2 of stage 2 resumes from the stage boundary and
+    still ends bit for bit where the uninterrupted run does."""
+    from longtail.engine import checkpoint as ckpt
+
+    saved = []
+    real_save = ckpt.save_checkpoint
+    monkeypatch.setattr(ckpt, "save_checkpoint", lambda state, path: (saved.append((state["stage"], state["epoch"])), real_save(state, path))[1])
+    real = trainer_mod.Trainer._train_epoch
+    calls = {"n": 0}
+
+    def dying(self, *a, **k):
+        if calls["n"] == 4:
+            raise Killed()
+        calls["n"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    with pytest.raises(Killed):
+        Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2"), tmp_path, log=lambda m: None).run()
+    assert saved == [(0, 2), (0, 3), (1, 0)]  # stage 2's epoch 1 was not saved
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)
+    Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2"), tmp_path, resume=True, log=lambda m: None).run()
+    assert saved[3:] == [(1, 2), (2, 0)]
+    a = torch.load(reference_run / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(LongtailError, match="checkpoint_every"):
+        tiny_cfg(tiny_root, "engine.checkpoint_every=-1")

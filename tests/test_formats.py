@@ -173,3 +173,29 @@ def test_image_folder(tmp_path):
     (tmp_path / "test" / "empty").mkdir()
     with pytest.raises(LongtailError, match="holds no images"):
         build_splits(DataConfig(dataset="image_folder", root=str(tmp_path), profile="none"))
+
+
+def test_image_folder_as_it_is_first_try(tmp_path):
+    """One sub-folder per class, no train/test, small PNGs: the data as it is (no profile), the
+    images' own size and channels, a seeded stratified split with a test image in every class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, n in (("ant", 9), ("bee", 3), ("cricket", 1)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8), "L").save(tmp_path / name / f"{i}.png")
+    cfg = DataConfig(dataset="image_folder", root=str(tmp_path), in_memory=True)
+    s = build_splits(cfg)
+    assert s.train.class_names == ["ant", "bee", "cricket"]
+    assert s.test.class_counts() == [2, 1, 0] and s.train.class_counts() == [7, 2, 1] and s.val is None
+    assert s.train.images.shape[1:] == (1, 12, 12)
+    assert any("12 x 12 (their own size), 1 channel" in n for n in s.notes) and any("split by class" in n for n in s.notes)
+    assert len(s.manifest) == 13 and {m[2] for m in s.manifest} == {"train", "test"}
+    again = build_splits(cfg)
+    assert again.manifest == s.manifest  # seeded
+    other = build_splits(DataConfig(dataset="image_folder", root=str(tmp_path), split_seed=1, in_memory=True))
+    assert other.manifest != s.manifest
+    # mixed sizes: the stated default
+    Image.fromarray(np.zeros((20, 16), np.uint8), "L").save(tmp_path / "ant" / "big.png")
+    assert any("224, as they come in 2 sizes" in n for n in build_splits(DataConfig(dataset="image_folder", root=str(tmp_path))).notes)

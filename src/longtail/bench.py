@@ -228,7 +228,16 @@ def _training_data(d):
     """The data section as far as it decides the training set: under a long-tail profile the
     validation hold-out comes from images beyond the profile, so it leaves training unchanged
     (a tau_norm run with a validation split reuses a CE run without one)."""
-    return dataclasses.replace(d, val_per_class=0) if d.profile != "none" else d
+    from longtail.data.datasets import default_profile
+
+    return dataclasses.replace(d, val_per_class=0) if (d.profile or default_profile(d.dataset)) != "none" else d
+
+
+def _dataset_name(d) -> str:
+    """``fashion_mnist_lt`` for a data set under a long-tail profile, the plain name otherwise."""
+    from longtail.data.datasets import default_profile
+
+    return f"{d.dataset}_lt" if (d.profile or default_profile(d.dataset)) != "none" else d.dataset
 
 
 def _tier_words(meta: dict) -> str:
@@ -362,7 +371,7 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
         wall = (r.run_dir / "wall_s.txt").read_text().strip() if (r.run_dir / "wall_s.txt").exists() else None
         commit = (r.run_dir / "commit.txt").read_text().strip() if (r.run_dir / "commit.txt").exists() else "unknown"
         rows.append({
-            "method": r.method, "dataset": f"{r.cfg.data.dataset}_lt" if r.cfg.data.profile != "none" else r.cfg.data.dataset,
+            "method": r.method, "dataset": _dataset_name(r.cfg.data),
             "imbalance_factor": r.cfg.data.imbalance_factor, "seed": r.seed,
             "epochs": [s.epochs for s in r.cfg.stages], "tier": meta["tier"],
             "metrics": {**{k: m.get(k) for k in METRIC_KEYS}, "per_class": m["per_class"]},

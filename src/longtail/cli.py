@@ -16,8 +16,8 @@ from pathlib import Path
 from longtail.errors import LongtailError
 
 
-def _add_config_args(p: argparse.ArgumentParser):
-    p.add_argument("config", help="run config (YAML), e.g. configs/demo.yaml")
+def _add_config_args(p: argparse.ArgumentParser, optional: bool = False):
+    p.add_argument("config", nargs="?" if optional else None, help="run config (YAML), e.g. configs/demo.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set stages.0.epochs=5 (repeatable)")
 
@@ -27,9 +27,24 @@ def cmd_train(args) -> int:
     from longtail.engine.trainer import Trainer
     from longtail.evaluation.report import stage_table
 
-    cfg = load_config(args.config, args.overrides)
-    out = Path(args.out) if args.out else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
-    trainer = Trainer(cfg, out, resume=args.resume)
+    resume_dir = args.resume if isinstance(args.resume, str) else None
+    if resume_dir and args.out and Path(args.out) != Path(resume_dir):
+        raise LongtailError(f"--resume {resume_dir} and --out {args.out} name two folders", "give the run folder once: --resume RUN")
+    out_arg = resume_dir or args.out
+    if args.resume and not out_arg:
+        raise LongtailError("--resume needs the run folder", "write longtail train --resume RUN (or CONFIG --out RUN --resume)")
+    if args.resume and not Path(out_arg).is_dir():
+        raise LongtailError(f"--resume: {out_arg} does not exist", "pass the folder of a run started by `longtail train`")
+    config = args.config
+    if config is None:
+        if not args.resume:
+            raise LongtailError("longtail train needs a config", "write e.g. longtail train configs/demo.yaml (or --resume RUN)")
+        config = Path(out_arg) / "config.yaml"
+        if not config.is_file():
+            raise LongtailError(f"--resume: {out_arg} holds no config.yaml", "pass the folder of a run started by `longtail train`")
+    cfg = load_config(config, args.overrides)
+    out = Path(out_arg) if out_arg else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
+    trainer = Trainer(cfg, out, resume=bool(args.resume))
     print(f"run folder: {out}")
     print(f"train: {len(trainer.train_set)} images, counts {trainer.train_set.class_counts()}; "
           f"test: {len(trainer.splits.test)}; device {trainer.device}")
@@ -84,7 +99,9 @@ def cmd_info(args) -> int:
     s = build_splits(cfg.data)
     counts = s.train.class_counts()
     d = cfg.data
-    print(f"data set: {d.dataset} ({d.root or 'default root'}), profile {d.profile}, "
+    from longtail.data.datasets import default_profile
+
+    print(f"data set: {d.dataset} ({d.root or 'default root'}), profile {d.profile or default_profile(d.dataset)}, "
           f"imbalance factor {d.imbalance_factor:g}")
     print(f"classes: {s.train.num_classes}; images per class: {', '.join(str(c) for c in counts)} "
           f"({sum(counts):,} images)")
@@ -153,12 +170,16 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from longtail import __version__
+
     p = argparse.ArgumentParser(prog="longtail", description="Long-tailed visual recognition on one engine.")
+    p.add_argument("--version", action="version", version=f"longtail {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a run described by a config")
-    _add_config_args(t)
+    _add_config_args(t, optional=True)  # left out with --resume RUN: the run's own config.yaml
     t.add_argument("--out", help="run folder (default runs/<name>/<timestamp>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
+                   help="continue a run from its last checkpoint: --resume RUN (its stored config), or CONFIG --out RUN --resume")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="evaluate a finished run's model again")
     e.add_argument("run_dir")

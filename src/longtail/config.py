@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,21 +28,35 @@ class DataConfig:
     test_list: str = ""
     val_list: str = ""
     num_classes: int = 0  # list-file data sets: 0 = 1 + the largest label
-    image_size: int = 0  # file-based data sets: decode size (0 = 224)
-    channels: int = 0  # file-based data sets: 0 = 3 (RGB)
+    # file-based data sets: decode size (0: the images' own when they all share one, the shorter
+    # side if not square; else 224) and channels (0: 1 when every image is greyscale, else 3)
+    image_size: int = 0
+    channels: int = 0
     in_memory: bool = False  # file-based data sets: decode everything up front
-    profile: Literal["exponential", "step", "none"] = "exponential"
+    # "": the data set's own default: exponential for the balanced sets (MNIST, Fashion-MNIST,
+    # CIFAR), none (the data as it is) for image folders and list files
+    profile: Literal["", "exponential", "step", "none"] = ""
     imbalance_factor: float = 100.0
     max_per_class: int = 0  # n_max; 0 = the largest class in the source data
     val_per_class: int = 0  # hold out the last v images of each class for validation
     many_threshold: int = 100  # many-shot: > this many training images
     few_threshold: int = 20  # few-shot: < this many
-    workers: int = 4  # file-based data sets: decoding processes
+    workers: int = -1  # file-based data sets: decoding processes (-1: the cores available)
+    # image_folder without train/ and test/ sub-folders: a seeded split stratified by class
+    # (at least one test image per class with two or more images)
+    test_fraction: float = 0.2
+    val_fraction: float = 0.0
+    split_seed: int = 0
 
     def validate(self, p: str):
         _require(self.imbalance_factor >= 1, f"{p}.imbalance_factor", self.imbalance_factor, "must be >= 1 (n_max / n_min)")
-        for k in ("num_classes", "image_size", "channels", "max_per_class", "val_per_class", "workers"):
+        for k in ("num_classes", "image_size", "channels", "max_per_class", "val_per_class"):
             _require(getattr(self, k) >= 0, f"{p}.{k}", getattr(self, k), "must be >= 0")
+        _require(self.workers >= -1, f"{p}.workers", self.workers, "must be >= 0, or -1 for the cores available")
+        for k in ("test_fraction", "val_fraction"):
+            _require(0 <= getattr(self, k) < 1, f"{p}.{k}", getattr(self, k), "must be in [0, 1)")
+        _require(self.test_fraction + self.val_fraction < 1, f"{p}.val_fraction", self.val_fraction,
+                 "leaves no training images with data.test_fraction (their sum must be < 1)")
         _require(self.few_threshold <= self.many_threshold, f"{p}.few_threshold", self.few_threshold, "must be <= data.many_threshold")
 
 
@@ -146,13 +161,23 @@ class StageConfig:
 class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch (0 = leave torch's default)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # auto: bf16 autocast on CUDA (TF32 matmuls, losses in fp32); fp32 on CPUs
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
+    compile: bool = False  # torch.compile the backbone (GPU; the first steps pay for compilation)
     deterministic: bool = False
     sync_bn: bool = False  # DDP: convert BatchNorm to SyncBatchNorm
     grad_clip: float = 0.0  # max global grad norm (0 = off)
     eval_batch_size: int = 512
     progress: bool = True
+    # a checkpoint every this many epochs and/or minutes (whichever comes first; 0 = not by
+    # that rule), and always at the end of a stage; a resume replays from the last one exactly
+    checkpoint_every: int = 1
+    checkpoint_minutes: float = 0.0
+
+    def validate(self, p: str):
+        _require(self.checkpoint_every >= 0, f"{p}.checkpoint_every", self.checkpoint_every, "must be >= 0 (0: only by time and at stage ends)")
+        _require(self.checkpoint_minutes >= 0, f"{p}.checkpoint_minutes", self.checkpoint_minutes, "must be >= 0")
 
 
 @dataclass
@@ -192,6 +217,8 @@ def _require(ok: bool, key: str, value, why: str):
 
 
 # ----------------------------------------------------------------------------- conversion
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -240,6 +267,8 @@ def _convert(value, tp, key: str):
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # PyYAML reads 5e-4 (no dot: YAML 1.1) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if value != value or value in (float("inf"), float("-inf")):
                 raise LongtailError(f"config: {key} = {value!r} is not a finite number", f"set {key} to a finite number")

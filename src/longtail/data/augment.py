@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from longtail.data import color
+from longtail.data.device import constant, to_device
 
 
 def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -31,8 +32,8 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch
     if padding > 0:
         padded = F.pad(x, (padding, padding, padding, padding))
         # offsets come from the (CPU) generator so a run's draws do not depend on the device
-        dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
-        dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
+        dy = to_device(torch.randint(0, 2 * padding + 1, (b,), generator=generator), x.device)
+        dx = to_device(torch.randint(0, 2 * padding + 1, (b,), generator=generator), x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # B x H x 1
         cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # B x 1 x W
         batch = torch.arange(b, device=x.device)[:, None, None]
@@ -42,7 +43,7 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image horizontally with probability 1/2."""
-    mask = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    mask = to_device(torch.rand(x.shape[0], generator=generator) < 0.5, x.device)
     return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
@@ -88,7 +89,7 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     b, _, h, w = x.shape
 
     def source(start, length, size):  # B x size pixel coordinates read for each output pixel
-        start, length = start.to(x.device, x.dtype)[:, None], length.to(x.device, x.dtype)[:, None]
+        start, length = to_device(start.to(x.dtype), x.device)[:, None], to_device(length.to(x.dtype), x.device)[:, None]
         k = torch.arange(size, dtype=x.dtype, device=x.device)[None]
         pos = torch.maximum(start + (k + 0.5) * length / size - 0.5, start)
         pos = torch.minimum(pos, start + length - 1)
@@ -107,7 +108,7 @@ def gaussian_blur(x: torch.Tensor, radius: int, sigma: torch.Tensor) -> torch.Te
         return x
     b, c, h, w = x.shape
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-t[None] ** 2 / (2 * sigma.to(x.device, x.dtype)[:, None] ** 2))
+    k = torch.exp(-t[None] ** 2 / (2 * to_device(sigma.to(x.dtype), x.device)[:, None] ** 2))
     k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B·C) x (2r + 1)
     y = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode="reflect")
     y = F.conv2d(y, k[:, None, :, None], groups=b * c)  # vertical
@@ -127,20 +128,22 @@ def color_jitter(x: torch.Tensor, strength: float, p: float, generator: torch.Ge
     factors = torch.stack([_uniform(b, max(0.0, 1 - j), 1 + j, generator) for _ in range(3)]
                           + [_uniform(b, -0.2 * strength, 0.2 * strength, generator)], 1)
     order = torch.rand(b, 4, generator=generator).argsort(1)
-    on = (torch.rand(b, generator=generator) < p).to(x.device)
+    on = torch.rand(b, generator=generator) < p
     out = x.clone()
     for step in range(4):
         for k, op in enumerate(JITTER_OPS):
             # only the images whose step-th operation is op: each image is jittered once per op
-            idx = (on & (order[:, step] == k).to(x.device)).nonzero()[:, 0]
+            # (the selection is made on the host, where the draws are: no device sync)
+            idx = (on & (order[:, step] == k)).nonzero()[:, 0]
             if len(idx):
-                out[idx] = op(out[idx], factors[idx.cpu(), k])
+                dev_idx = to_device(idx, x.device)
+                out[dev_idx] = op(out[dev_idx], to_device(factors[idx, k], x.device))
     return out
 
 
 def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """With probability p an image becomes its luma, repeated over the colour channels."""
-    on = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)
+    on = to_device(torch.rand(x.shape[0], generator=generator) < p, x.device)
     if x.shape[1] == 1:
         return x
     return torch.where(on.view(-1, 1, 1, 1), color.grayscale(x).expand_as(x), x)
@@ -169,7 +172,7 @@ def augment(x: torch.Tensor, cfg, generator: torch.Generator) -> torch.Tensor:
 
 def normalize(x: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
     """``(x − mean) / std`` per channel, x scaled to [0, 1] (uint8 divided by 255, float as is)."""
-    m = torch.as_tensor(mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+    m = constant(tuple(float(v) for v in mean), dtype, x.device).view(1, -1, 1, 1)
+    s = constant(tuple(float(v) for v in std), dtype, x.device).view(1, -1, 1, 1)
     x = x.to(dtype) / 255.0 if not x.is_floating_point() else x.to(dtype)
     return (x - m) / s

@@ -53,6 +53,15 @@ class Splits:
     val: LabeledImages | None
     info: DatasetInfo
     notes: list[str] = field(default_factory=list)  # what the run should be told about its splits
+    # (path, class name, split) of every image of a split made here (an image folder without
+    # train/ and test/): the run folder keeps it as split.csv
+    manifest: list[tuple[str, str, str]] | None = None
+
+
+def default_profile(name: str) -> str:
+    """The profile ``data.profile: ""`` stands for: the balanced benchmark sets are made long-tailed
+    (the CIFAR-LT construction); a user's image folder or list files are used as they are."""
+    return "exponential" if name in ("fashion_mnist", "mnist", "cifar10", "cifar100") else "none"
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -61,8 +70,9 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def _read_raw(cfg) -> tuple[LabeledImages, LabeledImages, LabeledImages | None]:
-    """The data set as published: (train, test, val or None)."""
+def _read_raw(cfg, notes: list[str]) -> tuple:
+    """The data set as published: (train, test, val or None[, manifest]); ``notes`` collects what
+    the run log should say about how it was read."""
     name = cfg.dataset
     if name in ("fashion_mnist", "mnist"):
         root = Path(cfg.root or DEBIAN_ROOT)
@@ -85,19 +95,7 @@ def _read_raw(cfg) -> tuple[LabeledImages, LabeledImages, LabeledImages | None]:
             parts.append(LabeledImages(torch.from_numpy(x), torch.from_numpy(y), c, names))
         return parts[0], parts[1], None
     if name == "image_folder":
-        info = DATASETS[name]
-        size = cfg.image_size or 224
-        out = []
-        for sub in ("train", "test", "val"):
-            root = Path(cfg.root) / sub
-            if sub == "val" and not root.is_dir():
-                out.append(None)
-                continue
-            paths, labels, classes = formats.read_image_folder(root)
-            if out and classes != out[0].class_names:
-                raise LongtailError(f"{root} has classes {classes[:5]}... unlike train's", "train/ and test/ need the same class folders")
-            out.append(_file_set(paths, labels, len(classes), size, cfg.channels or info.channels, cfg.in_memory, classes))
-        return out[0], out[1], out[2]
+        return _read_image_folder(cfg, notes)
     # list-file data sets: ImageNet-LT, Places-LT, iNaturalist 2018, or any 'list'
     if not cfg.train_list or not cfg.test_list:
         raise LongtailError(f"data set '{name}' needs data.train_list and data.test_list", "point them at the published split files, e.g. ImageNet_LT_train.txt / ImageNet_LT_test.txt")
@@ -106,6 +104,7 @@ def _read_raw(cfg) -> tuple[LabeledImages, LabeledImages, LabeledImages | None]:
     parsed = [formats.read_list_file(Path(p), root, cfg.num_classes or None) if p else None for p in lists]
     num_classes = cfg.num_classes or int(max(int(p[1].max()) for p in parsed if p) + 1)
     size = cfg.image_size or 224
+    notes.append(f"images decoded at {size} x {size}, {cfg.channels or 3} channel(s) (data.image_size, data.channels)")
     out = []
     for p, lst in zip(parsed, lists):
         if p is None:
@@ -114,6 +113,80 @@ def _read_raw(cfg) -> tuple[LabeledImages, LabeledImages, LabeledImages | None]:
         formats.check_files_exist(p[0], lst)
         out.append(_file_set(p[0], p[1], num_classes, size, cfg.channels or 3, cfg.in_memory, []))
     return out[0], out[1], out[2]
+
+
+def _read_image_folder(cfg, notes: list[str]):
+    """``root/{train,test[,val]}/<class>/<image>``, or ``root/<class>/<image>`` split here:
+    per class, a seeded shuffle gives ``test_fraction`` (at least one image where the class has
+    two) to test and ``val_fraction`` to validation, the rest to training."""
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise LongtailError(f"image folder not found: {root}", "set data.root to a folder with train/<class>/ and "
+                            "test/<class>/ sub-folders, or one sub-folder per class")
+    info = DATASETS["image_folder"]
+    manifest = None
+    if (root / "train").is_dir():
+        sets = []
+        for sub in ("train", "test", "val"):
+            if sub != "train" and not (root / sub).is_dir():
+                if sub == "test":
+                    raise LongtailError(f"{root} has train/ but no test/", "add test/<class>/ images, or put the class "
+                                        "folders directly under data.root to have them split (data.test_fraction)")
+                sets.append(None)
+                continue
+            paths, labels, classes = formats.read_image_folder(root / sub)
+            if sets and classes != sets[0][2]:
+                raise LongtailError(f"{root / sub} has classes {classes[:5]}... unlike train's", "train/ and test/ need the same class folders")
+            sets.append((paths, labels, classes))
+        classes = sets[0][2]
+    else:
+        paths, labels, classes = formats.read_image_folder(root)
+        rng = np.random.default_rng(cfg.split_seed)
+        part = np.zeros(len(paths), np.int64)  # 0 train, 1 test, 2 val
+        for c in range(len(classes)):
+            idx = rng.permutation(np.flatnonzero(labels == c))
+            n = len(idx)
+            n_test = max(1, round(cfg.test_fraction * n)) if n >= 2 and cfg.test_fraction > 0 else 0
+            n_val = max(1, round(cfg.val_fraction * n)) if n - n_test >= 2 and cfg.val_fraction > 0 else 0
+            part[idx[:n_test]] = 1
+            part[idx[n_test:n_test + n_val]] = 2
+        sets = [([paths[i] for i in np.flatnonzero(part == k)], labels[part == k], classes) for k in range(3)]
+        if not len(sets[2][0]):
+            sets[2] = None
+        manifest = [(str(p), classes[int(y)], ("train", "test", "val")[int(k)]) for p, y, k in zip(paths, labels, part)]
+        notes.append(f"{root} has no train/ and test/: split by class with seed {cfg.split_seed}: "
+                     f"{len(sets[0][0])} train, {len(sets[1][0])} test, {len(sets[2][0]) if sets[2] else 0} validation images "
+                     "(data.test_fraction, data.val_fraction, data.split_seed)")
+    size, channels = cfg.image_size, cfg.channels
+    if not size or not channels:
+        shapes = _image_shapes([p for s in sets if s for p in s[0]])
+        if not size:
+            sizes = {wh for wh, _ in shapes}
+            size = min(next(iter(sizes))) if len(sizes) == 1 else 224
+            how = ("their own size" if len(sizes) == 1 and len(set(next(iter(sizes)))) == 1 else
+                   "their shorter side, centre-cropped" if len(sizes) == 1 else
+                   f"224, as they come in {len(sizes)} sizes (set data.image_size)")
+        else:
+            how = "data.image_size"
+        if not channels:
+            channels = 1 if all(mode in ("1", "L", "I", "I;16", "F") for _, mode in shapes) else info.channels
+        notes.append(f"images decoded at {size} x {size} ({how}), {channels} channel(s)")
+    out = [None if s is None else _file_set(s[0], s[1], len(classes), size, channels, cfg.in_memory, classes) for s in sets]
+    return out[0], out[1], out[2], manifest
+
+
+def _image_shapes(paths) -> list[tuple[tuple[int, int], str]]:
+    """(width, height) and mode of each image, from its header alone."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                out.append((im.size, im.mode))
+        except (UnidentifiedImageError, OSError) as e:
+            raise LongtailError(f"cannot read image {p}: {e}", "re-save or remove this file") from None
+    return out
 
 
 def _file_set(paths, labels, num_classes, size, channels, in_memory, names) -> LabeledImages:
@@ -135,7 +208,10 @@ def build_splits(cfg) -> Splits:
     there is no profile to preserve: the last v images of each class are held out of training.
     """
     info = dataset_info(cfg.dataset)
-    train, test, val = _read_raw(cfg)
+    notes = []
+    train, test, val, *rest = _read_raw(cfg, notes)
+    manifest = rest[0] if rest else None
+    profile = cfg.profile or default_profile(cfg.dataset)
     counts_raw = np.asarray(train.class_counts())
     empty = np.flatnonzero(counts_raw == 0)
     if len(empty):
@@ -144,8 +220,7 @@ def build_splits(cfg) -> Splits:
     if cfg.val_per_class and val is not None:
         raise LongtailError("data.val_per_class is set but the data set has its own validation split", "set data.val_per_class: 0")
     labels = train.labels.numpy()
-    notes = []
-    if cfg.profile == "none":  # list-based sets are long-tailed already by their published lists
+    if profile == "none":  # list-based sets are long-tailed already by their published lists
         held = _hold_out_last(labels, train.num_classes, cfg.val_per_class, np.zeros(len(labels), bool))
         short = [c for c in range(train.num_classes) if (labels[held] == c).sum() < cfg.val_per_class]
         if short:
@@ -153,10 +228,10 @@ def build_splits(cfg) -> Splits:
                                 f"hold out {cfg.val_per_class} for validation", "lower data.val_per_class")
         keep = np.flatnonzero(~held)
     else:
-        if cfg.profile not in PROFILES:
-            raise LongtailError(f"unknown profile '{cfg.profile}'", f"data.profile must be one of {sorted(PROFILES) + ['none']}")
+        if profile not in PROFILES:
+            raise LongtailError(f"unknown profile '{profile}'", f"data.profile must be one of {sorted(PROFILES) + ['none']}")
         n_max = cfg.max_per_class or int(counts_raw.max())
-        counts = PROFILES[cfg.profile](train.num_classes, n_max, cfg.imbalance_factor)
+        counts = PROFILES[profile](train.num_classes, n_max, cfg.imbalance_factor)
         keep = select_first_per_class(labels, counts)
         used = np.zeros(len(labels), bool)
         used[keep] = True
@@ -176,7 +251,7 @@ def build_splits(cfg) -> Splits:
                              f"validation set)")
     if cfg.val_per_class:
         val = train.subset(np.flatnonzero(held))
-    return Splits(train.subset(keep), test, val, info, notes)
+    return Splits(train.subset(keep), test, val, info, notes, manifest)
 
 
 def _hold_out_last(labels: np.ndarray, num_classes: int, v: int, used: np.ndarray) -> np.ndarray:

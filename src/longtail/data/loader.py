@@ -8,11 +8,13 @@ the same way for both.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from longtail.data.device import to_device
 from longtail.data.images import LabeledImages
 
 
@@ -31,7 +33,7 @@ class BatchSource:
     def __init__(self, data: LabeledImages, device: torch.device, workers: int = 4):
         self.data = data
         self.device = device
-        self.workers = workers
+        self.workers = (os.cpu_count() or 1) if workers < 0 else workers
         self.labels = data.labels.to(device)
         self.images = data.images.to(device) if data.in_memory else data.images
 
@@ -43,7 +45,7 @@ class BatchSource:
         starting at batch ``start``."""
         order = order[start * batch_size:]
         if isinstance(self.images, torch.Tensor):
-            order_dev = order.to(self.device)
+            order_dev = order.to(self.device)  # once an epoch
             for i in range(0, len(order), batch_size):
                 idx = order_dev[i:i + batch_size]
                 yield self.images[idx], self.labels[idx], order[i:i + batch_size]
@@ -53,4 +55,4 @@ class BatchSource:
                             persistent_workers=False)
         for i, x in enumerate(loader):
             idx = order[i * batch_size:(i + 1) * batch_size]
-            yield x.to(self.device, non_blocking=True), self.labels[idx.to(self.device)], idx
+            yield x.to(self.device, non_blocking=True), to_device(self.data.labels[idx], self.device), idx

@@ -59,8 +59,8 @@ def draw_epoch(labels: torch.Tensor, kind: str, generator: torch.Generator, num_
     with replacement: a class from :func:`class_probabilities`, then an image uniformly
     within it.
     """
-    labels = torch.as_tensor(labels)
-    pool = torch.arange(len(labels)) if pool is None else torch.as_tensor(pool, dtype=torch.int64)
+    labels = torch.as_tensor(labels).cpu()
+    pool = torch.arange(len(labels)) if pool is None else torch.as_tensor(pool, dtype=torch.int64).cpu()
     m = len(pool) if num_samples is None else num_samples
     if kind == "instance" and num_samples is None:
         return pool[torch.randperm(len(pool), generator=generator)]

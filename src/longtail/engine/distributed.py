@@ -40,11 +40,11 @@ def init_distributed(device_name: str) -> tuple[DistInfo, torch.device | None]:
         return DistInfo(), None
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
     device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
-    if use_cuda:
+    if use_cuda:  # before the process group: NCCL binds each rank to the current device
         torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", **({"device_id": device} if use_cuda else {}))
     return DistInfo(dist.get_rank(), dist.get_world_size(), local), device
 
 
@@ -127,4 +127,6 @@ def wrap_step(model: nn.Module, method, info: DistInfo, device: torch.device) ->
         return step
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    return DDP(step, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    # every parameter that requires a gradient takes part in every step (frozen parts have
+    # requires_grad off), so DDP need not search the graph for unused ones each step
+    return DDP(step, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False)

@@ -27,15 +27,17 @@ import torch.nn as nn
 from longtail.config import AugmentConfig, RunConfig, StageConfig, dump_config
 from longtail.data.augment import augment, normalize
 from longtail.data.datasets import Splits, build_splits
+from longtail.data.device import to_device
 from longtail.data.loader import BatchSource
 from longtail.data.samplers import draw_epoch
 from longtail.engine import checkpoint as ckpt
 from longtail.engine import distributed
-from longtail.engine.runtime import RunLock, derive_seed, generator, machine_description, setup_process
+from longtail.engine.runtime import RunLock, derive_seed, generator, machine_description, resolve_precision, setup_process
 from longtail.engine.schedule import learning_rate
 from longtail.errors import LongtailError
 from longtail.evaluation.metrics import compute_metrics
 from longtail.methods import Batch, Plugin, StageContext, make_method, method_class, split_method
+from longtail.methods.base import check_batch_devices
 from longtail.models import build_model, make_head
 
 CHECKPOINT = "checkpoint.pt"
@@ -52,6 +54,17 @@ def load_weights(path: str | Path) -> dict:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # a damaged or foreign file
         raise LongtailError(f"model.init: cannot load {p} ({type(e).__name__}: {e})", "use a model.pt written by longtail") from None
+
+
+def _flat(d, prefix: str = "") -> dict:
+    """``{'a': {'b': 1}, 'l': [{'c': 2}]}`` -> ``{'a.b': 1, 'l.0.c': 2}``."""
+    out = {}
+    items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else None
+    if items is None or (isinstance(d, list) and not any(isinstance(v, (dict, list)) for v in d)):
+        return {prefix: d}
+    for k, v in items:
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
 
 
 @dataclass
@@ -113,13 +126,19 @@ class Trainer:
         self.class_counts = torch.tensor(self.train_set.class_counts(), dtype=torch.float32)
         self.source = BatchSource(self.train_set, self.device, cfg.data.workers)
         self.state = RunState()
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.engine.precision)
         info, ch = self.splits.info, self.train_set.channels
         # a data set read with another channel count than its statistics (grey ImageNet, say)
         # uses the channel-mean of its statistics
         self.mean = info.mean if len(info.mean) == ch else (sum(info.mean) / len(info.mean),) * ch
         self.std = info.std if len(info.std) == ch else (sum(info.std) / len(info.std),) * ch
-        self.scaler = torch.amp.GradScaler(enabled=cfg.engine.precision == "fp16" and self.device.type == "cuda")
+        self.precision = resolve_precision(cfg.engine.precision, self.device)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        if self.device.type == "cuda" and cfg.engine.precision == "auto":
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (losses) on TF32 cores
+            torch.backends.cudnn.allow_tf32 = True
+        self.scaler = torch.amp.GradScaler(enabled=self.precision == "fp16" and self.device.type == "cuda")
+        self._step = None  # (method, its step module) of the stage in progress
+        self._last_save = time.monotonic()
 
     # ------------------------------------------------------------------------------ model
     def _build_model(self) -> nn.Module:
@@ -133,7 +152,11 @@ class Trainer:
                                     f"{self.cfg.model.head} ({str(e).splitlines()[0]})", "use a run with the same model section") from None
         if self.cfg.engine.sync_bn and self.dist.active:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # GPU only (PyTorch's SyncBatchNorm)
-        return self._to_device(model)
+        model = self._to_device(model)
+        if self.cfg.engine.compile:
+            # in place: the backbone's forward is compiled, its state-dict keys stay as they are
+            model.backbone.compile(dynamic=False)
+        return model
 
     def _to_device(self, module: nn.Module) -> nn.Module:
         module = module.to(self.device)
@@ -264,10 +287,20 @@ class Trainer:
             steps -= 1  # a last batch of one image breaks BatchNorm: drop it
             order = order[: steps * bs]
         self._set_train_mode(model, rs)
-        step_module = distributed.wrap_step(model, method, self.dist, self.device)
+        step_module = self._step_module(model, method)
         base_lr = cfg.optimizer.lr
         t0 = time.perf_counter()
-        loss_sum, seen, gnorm_sum = 0.0, 0, 0.0
+        # Sums and the non-finite guard live on the device and are read once an epoch (every
+        # step on CPU, where reading costs nothing): a .item() or an `if tensor` per step would
+        # make the host wait for the GPU every step.
+        dev = self.device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        gnorm_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        first_bad = torch.full((2,), -1, dtype=torch.long, device=dev)  # first step of a non-finite loss / grad norm
+        bad_value = torch.zeros(2, dtype=torch.float32, device=dev)
+        check_every_step = dev.type == "cpu"
+        seen = 0
+        fp16 = self.scaler.is_enabled()  # fp16 skips steps with non-finite gradients itself
         extra_iters = {n: self.source.batches(o, bs) for n, o in extra_orders.items()}
         progress = self._progress(steps, f"{rs.name} {epoch + 1}/{cfg.epochs}")
         for step, (xb, yb, ib) in enumerate(self.source.batches(order, bs)):
@@ -279,32 +312,45 @@ class Trainer:
             extra = {}
             for n, it in extra_iters.items():
                 xe, ye, ie = next(it)
-                extra[n] = Batch(self._prep(xe, gen, aug), ye, ie)
-            batch = Batch(self._prep(xb, gen, aug), yb, ib, extra, view=lambda xb=xb: self._prep(xb, gen, aug))
+                extra[n] = Batch(self._prep(xe, gen, aug), ye, to_device(ie, dev))
+            batch = Batch(self._prep(xb, gen, aug), yb, to_device(ib, dev), extra, view=lambda xb=xb: self._prep(xb, gen, aug))
+            check_batch_devices(batch, dev)
             with self._autocast():
                 loss = step_module(batch)
-            if not torch.isfinite(loss):
-                self._non_finite("loss", loss.item(), rs, epoch, step)
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            if self.scaler.is_enabled():
+            if fp16:
                 self.scaler.unscale_(opt)
             params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
             gnorm = torch.nn.utils.get_total_norm([p.grad for p in params])
-            if not torch.isfinite(gnorm) and not self.scaler.is_enabled():  # fp16 skips such steps itself
-                self._non_finite("gradient norm", gnorm.item(), rs, epoch, step)
+            vals = torch.stack([loss.detach().float(), gnorm.float()])
+            bad = ~torch.isfinite(vals)
+            if fp16:
+                bad[1] = False
+            new = bad & (first_bad < 0)
+            first_bad = torch.where(new, step, first_bad)
+            bad_value = torch.where(new, vals, bad_value)
+            if check_every_step and bool(bad.any()):
+                break
             if self.cfg.engine.grad_clip > 0:
                 torch.nn.utils.clip_grads_with_norm_(params, self.cfg.engine.grad_clip, gnorm)
-            gnorm_sum += gnorm.item()
+            gnorm_sum += gnorm.detach().double()
             self.scaler.step(opt)
             self.scaler.update()
-            loss_sum += loss.item() * len(yb)
+            loss_sum += loss.detach().double() * len(yb)
             seen += len(yb)
             if progress is not None:
                 progress.update(1)
-                progress.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.4g}")
+                if step % 20 == 0 or step == steps - 1:  # reading the loss waits for the device
+                    progress.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{lr:.4g}")
         if progress is not None:
             progress.close()
+        bad_steps = first_bad.tolist()  # the epoch's one read of the guard
+        if bad_steps[0] >= 0 and (bad_steps[1] < 0 or bad_steps[0] <= bad_steps[1]):
+            self._non_finite("loss", float(bad_value[0]), rs, epoch, bad_steps[0])
+        if bad_steps[1] >= 0:
+            self._non_finite("gradient norm", float(bad_value[1]), rs, epoch, bad_steps[1])
+        loss_sum, gnorm_sum = float(loss_sum), float(gnorm_sum)
         if self.dist.active:  # the epoch's loss over all ranks
             tot = torch.tensor([loss_sum, float(seen)], dtype=torch.float64, device=self.device)
             torch.distributed.all_reduce(tot)
@@ -316,6 +362,14 @@ class Trainer:
         if self.scaler.is_enabled():
             row["loss_scale"] = self.scaler.get_scale()
         return row
+
+    def _step_module(self, model, method) -> nn.Module:
+        """The training step as one module (wrapped in DistributedDataParallel on several
+        ranks), made once a stage: a new DDP wrapper every epoch re-broadcasts the weights
+        and rebuilds its gradient buckets."""
+        if self._step is None or self._step[0] is not method:
+            self._step = (method, distributed.wrap_step(model, method, self.dist, self.device))
+        return self._step[1]
 
     def _rank_batch(self, cfg: StageConfig) -> int:
         """stage.batch_size is the global batch; each of W ranks takes batch_size / W."""
@@ -355,7 +409,17 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
         }
         ckpt.save_checkpoint(state, self.out / CHECKPOINT)
+        self._last_save = time.monotonic()
         distributed.barrier(self.dist)
+
+    def _checkpoint_due(self, done: int, epochs: int) -> bool:
+        """engine.checkpoint_every / checkpoint_minutes, and the last epoch of a stage always."""
+        e = self.cfg.engine
+        due = (done == epochs or (e.checkpoint_every and done % e.checkpoint_every == 0)
+               or (e.checkpoint_minutes and time.monotonic() - self._last_save >= 60 * e.checkpoint_minutes))
+        if self.dist.active:  # every rank must enter the save's barrier together
+            due = distributed.broadcast_object(bool(due), self.dist)
+        return bool(due)
 
     def _write_history(self):
         if not self.dist.main:
@@ -381,7 +445,14 @@ class Trainer:
                 lock = RunLock(self.out).acquire()
                 if not self.resume and (self.out / CHECKPOINT).exists():
                     raise LongtailError(f"{self.out} already holds a run", "pass --resume to continue it, or --out for a new folder")
+                if self.resume:
+                    self._check_stored_config()
                 (self.out / "config.yaml").write_text(dump_config(self.cfg))
+                if self.splits.manifest is not None:  # the split made here, image by image
+                    with open(self.out / "split.csv", "w", newline="") as f:
+                        w = csv.writer(f)
+                        w.writerow(["path", "class", "split"])
+                        w.writerows(self.splits.manifest)
             except LongtailError as e:
                 problem = e
         problem = distributed.broadcast_object(problem, self.dist)
@@ -392,6 +463,30 @@ class Trainer:
         finally:
             if lock is not None:
                 lock.release()
+
+    def _check_stored_config(self):
+        """A resume continues the run that is there: a config that differs from the stored one
+        (other than in how the engine runs it: device, threads, progress) is refused by name."""
+        stored_file = self.out / "config.yaml"
+        if not stored_file.exists():
+            return
+        import yaml
+
+        from longtail.config import RunConfig, from_dict, to_dict
+
+        try:
+            stored = to_dict(from_dict(RunConfig, yaml.safe_load(stored_file.read_text())))
+        except LongtailError as e:
+            raise LongtailError(f"--resume: the stored {stored_file} no longer validates ({e})",
+                                "resume with the longtail version that started the run, or start a new run") from None
+        free = {"engine.device", "engine.threads", "engine.progress", "engine.eval_batch_size"}
+        diff = [k for k in sorted(set(_flat(stored)) | set(_flat(to_dict(self.cfg))))
+                if k not in free and _flat(stored).get(k) != _flat(to_dict(self.cfg)).get(k)]
+        if diff:
+            shown = ", ".join(f"{k} (stored {_flat(stored).get(k)!r}, now {_flat(to_dict(self.cfg)).get(k)!r})" for k in diff[:5])
+            raise LongtailError(f"--resume: the config differs from the one {self.out} was started with: {shown}"
+                                + (f" and {len(diff) - 5} more" if len(diff) > 5 else ""),
+                                f"resume with the stored config (longtail train --resume {self.out}), or start a new run with --out")
 
     def _run(self) -> dict:
         cfg = self.cfg
@@ -436,7 +531,8 @@ class Trainer:
                     row.update(test_acc=round(m["overall"], 2))
                 self.state.history.append(row)
                 self.state.epoch = epoch + 1
-                self._save(model, opt, method)
+                if self._checkpoint_due(epoch + 1, rs.cfg.epochs):
+                    self._save(model, opt, method)
                 self._write_history()
                 self.log("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "stage"))
             method.finish()
@@ -472,6 +568,7 @@ class Trainer:
         out["confusion_matrix"] = final["confusion_matrix"]
         out["run"] = {"name": self.cfg.name, "seed": self.cfg.seed, "wall_s_this_process": round(wall_s, 1),
                       "train_images": len(self.train_set), "machine": machine_description(self.device),
+                      "precision": self.precision,
                       "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
         tmp = self.out / ".metrics.json.tmp"
         tmp.write_text(json.dumps(out, indent=1))

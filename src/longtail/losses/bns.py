@@ -29,7 +29,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from longtail.losses.precision import fp32
 
+
+@fp32
 def bns_code_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """Code form. ``z``: 2B × D projections (both views stacked), ``labels``: 2B."""
     z = F.normalize(z.float(), dim=1)
@@ -52,6 +55,7 @@ def balanced_negative_weights(labels: torch.Tensor, negatives_per_class: float =
     return (~same).float() * (negatives_per_class / class_size)[None, :]
 
 
+@fp32
 def bns_paper_loss(q: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, temperature: float = 0.5,
                    negatives_per_class: float = 1.0) -> torch.Tensor:
     """Paper form. ``q``: B × D first-view projections (queries), ``v``: B × D second-view

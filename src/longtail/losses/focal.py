@@ -1,7 +1,10 @@
 import torch
 import torch.nn.functional as F
 
+from longtail.losses.precision import fp32
 
+
+@fp32
 def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Focal loss (Lin et al., ICCV 2017, Eq. 5): mean of ``-w_y (1 - p_y)^γ log p_y``.
 

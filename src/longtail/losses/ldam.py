@@ -1,6 +1,8 @@
 import torch
 import torch.nn.functional as F
 
+from longtail.losses.precision import fp32
+
 
 def ldam_margins(counts, max_margin: float = 0.5) -> torch.Tensor:
     """Label-distribution-aware margins (Cao et al., NeurIPS 2019, Eq. 12):
@@ -9,6 +11,7 @@ def ldam_margins(counts, max_margin: float = 0.5) -> torch.Tensor:
     return (m * (max_margin / m.max())).float()
 
 
+@fp32
 def ldam_loss(cosine_logits: torch.Tensor, y: torch.Tensor, margins: torch.Tensor, scale: float = 30.0,
               weight: torch.Tensor | None = None) -> torch.Tensor:
     """LDAM: ``CE(s · (z − Δ_y e_y))`` on cosine logits z (normalised features and weights),

@@ -24,16 +24,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from longtail.errors import LongtailError
+from longtail.losses.precision import fp32
 
 
 @dataclass
 class Batch:
     x: torch.Tensor  # augmented, normalised images
     y: torch.Tensor
-    index: torch.Tensor  # positions in the training set
+    index: torch.Tensor  # positions in the training set (on the model's device, like x and y)
     extra: dict[str, "Batch"] = field(default_factory=dict)  # batches from extra samplers
     # another independently augmented view of the same images (two-view methods, e.g. BNS)
     view: Callable[[], torch.Tensor] | None = None
+
+
+def check_batch_devices(batch: Batch, device: torch.device) -> None:
+    """Every tensor of a step's batch (and of its extra batches) on the model's device: a
+    CPU index meeting a CUDA permutation fails only on a GPU, so the engine checks each step
+    on every device (a comparison of device objects, no synchronisation)."""
+    for name, t in (("x", batch.x), ("y", batch.y), ("index", batch.index)):
+        if t.device != device:
+            raise RuntimeError(f"batch.{name} is on {t.device}, the model on {device}: the engine must move every "
+                               "batch tensor to the model's device")
+    for extra in batch.extra.values():
+        check_batch_devices(extra, device)
 
 
 @dataclass
@@ -115,7 +128,7 @@ class Method:
         return self.outer.loss(logits, batch)
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), batch.y)
+        return _cross_entropy(logits, batch.y)
 
     def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
         return logits
@@ -126,6 +139,11 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+@fp32
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y)
 
 
 METHODS: dict[str, type[Method]] = {}

@@ -99,4 +99,6 @@ class IPDPP(Method):
         return {"subset": self.subset}
 
     def load_state_dict(self, state):
-        self.subset = state.get("subset")
+        # a checkpoint is loaded onto the training device; the subset indexes CPU labels
+        sub = state.get("subset")
+        self.subset = sub.cpu() if sub is not None else None

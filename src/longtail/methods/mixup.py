@@ -51,5 +51,5 @@ class Mixup(Plugin):
         if self._mix is None:  # a loss outside a mixed step (none in the engine): unmixed
             return self.base.loss(logits, batch)
         lam, perm = self._mix
-        partner = dataclasses.replace(batch, y=batch.y[perm], index=batch.index[perm])
+        partner = dataclasses.replace(batch, y=batch.y[perm], index=batch.index[perm.to(batch.index.device)])
         return lam * self.base.loss(logits, batch) + (1.0 - lam) * self.base.loss(logits, partner)

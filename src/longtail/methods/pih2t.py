@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from longtail.errors import LongtailError
 from longtail.methods.base import Batch, Plugin, register
+from longtail.losses.precision import fp32
 
 
 def fused_channel_count(channels: int, ratio: float) -> int:
@@ -51,6 +52,7 @@ def head_to_tail_fuse(f_tail: torch.Tensor, f_head: torch.Tensor, channels: torc
     return out
 
 
+@fp32
 def class_mean_fuse(fmap: torch.Tensor, labels: torch.Tensor, channels: torch.Tensor, num_classes: int,
                     gather=lambda t: t) -> torch.Tensor:
     """``F_i[:, I] ← mean_{j: y_j = y_i} F_j[:, I]`` (a new tensor; differentiable).

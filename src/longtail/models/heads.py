@@ -28,7 +28,10 @@ class CosineHead(nn.Module):
         self.weight.data.uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t()
+        # cosines in float32 even under autocast: bf16 keeps 3 significant digits, and the loss
+        # multiplies them by s = 30
+        with torch.autocast(x.device.type, enabled=False):
+            return F.normalize(x.float(), dim=1) @ F.normalize(self.weight.float(), dim=1).t()
 
 
 class LWSHead(nn.Module):

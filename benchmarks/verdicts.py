@@ -1,0 +1,93 @@
+"""The verdict table: every claim of both papers and of the literature's baseline ordering,
+decided from paired per-seed differences in one or more bench results folders.
+
+For a claim "A beats B on metric m" the pairing unit is the seed (same data, seed and, where
+they share one, stage-1 model): d_s = m(A) − m(B). The verdict is **holds** when every seed
+agrees with the claim, **does not** when every seed contradicts it, **mixed** otherwise, with n
+the number of seeds; "≈" claims hold when every |d_s| < 1 point, "by ≥ 5" ones when every
+d_s ≥ 5. A claim whose rows are not in a results folder is "not run". Each claim lists the row
+pairs that stand for it in order of preference (the converged suite's exact H2T stage first,
+the quick tier's stand-ins after), and the first pair present is used.
+
+    python benchmarks/verdicts.py benchmarks/results/fashion_mnist_lt_converged [--if 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paired import paired  # noqa: E402
+
+# (claim, metric, kind, [(A, B), ...]); kind: ">" A above B, ">=0" not below, "~" within 1, ">=5"
+CLAIMS = [
+    ("BNS + IP-DPP beats CE on tail accuracy", "tail", ">", [("bns_ipdpp", "ce"), ("ws_bns_ipdpp", "ws_ce")]),
+    ("... without losing overall accuracy to CE", "overall", ">=0", [("bns_ipdpp", "ce"), ("ws_bns_ipdpp", "ws_ce")]),
+    ("BNS + IP-DPP beats cRT on tail accuracy", "tail", ">", [("bns_ipdpp", "crt"), ("ws_bns_ipdpp", "ws_crt")]),
+    ("... without losing overall accuracy to cRT", "overall", ">=0", [("bns_ipdpp", "crt"), ("ws_bns_ipdpp", "ws_crt")]),
+    ("IP-DPP beats uniform under-sampling to the same k (after BNS)", "overall", ">", [("bns_ipdpp", "bns_random"), ("ws_bns_ipdpp", "ws_bns_random")]),
+    ("IP-DPP beats uniform under-sampling to the same k (after CE)", "overall", ">", [("ipdpp", "random_us"), ("ws_ipdpp", "ws_random_us")]),
+    ("BNS representation beats CE's: linear probe", "overall", ">", [("bns", "ce_probe"), ("ws_bns", "ws_ce_probe")]),
+    ("BNS representation beats CE's: cRT read-out", "overall", ">", [("bns_crt", "crt"), ("ws_bns_crt", "ws_crt")]),
+    ("H2TF raises tail accuracy (DR -> DR + H2T)", "tail", ">", [("dr_h2t", "dr")]),
+    ("... without hurting head accuracy (DR -> DR + H2T)", "head", ">=0", [("dr_h2t", "dr")]),
+    ("H2TF raises tail accuracy on CE's classifier stage", "tail", ">", [("ce_h2tf", "ce_cls"), ("ce_h2tf", "crt")]),
+    ("... without hurting head accuracy", "head", ">=0", [("ce_h2tf", "ce_cls"), ("ce_h2tf", "crt")]),
+    ("PI-H2T beats its PIF half (CE)", "overall", ">", [("ce_pih2t", "ce_pif_cls"), ("ce_pih2t", "ce_pif_crt")]),
+    ("PI-H2T beats its H2TF half (CE)", "overall", ">", [("ce_pih2t", "ce_h2tf")]),
+    ("PI-H2T adds to CE", "overall", ">", [("ce_pih2t", "ce")]),
+    ("PI-H2T adds to CE's classifier stage", "overall", ">", [("ce_pih2t", "ce_cls"), ("ce_pih2t", "crt")]),
+    ("PI-H2T adds to LDAM-DRW", "overall", ">", [("ldam_drw_pih2t", "ldam_drw")]),
+    ("PI-H2T adds to LDAM-DRW's classifier stage", "overall", ">", [("ldam_drw_pih2t", "ldam_drw_cls")]),
+    ("PI-H2T adds to Balanced Softmax", "overall", ">", [("balanced_softmax_pih2t", "balanced_softmax")]),
+    ("PI-H2T adds to Balanced Softmax's classifier stage", "overall", ">", [("balanced_softmax_pih2t", "balanced_softmax_cls")]),
+    ("LDAM-DRW beats CE by >= 5 tail points", "tail", ">=5", [("ldam_drw", "ce")]),
+    ("Balanced Softmax >= LDAM-DRW", "overall", ">=0", [("balanced_softmax", "ldam_drw")]),
+    ("logit adjustment >= LDAM-DRW", "overall", ">=0", [("logit_adjust", "ldam_drw")]),
+    ("cRT beats CE", "overall", ">", [("crt", "ce"), ("ws_crt", "ws_ce")]),
+    ("focal ≈ CE", "overall", "~", [("focal", "ce")]),
+    ("class-balanced re-sampling below cRT", "overall", ">", [("crt", "cb_resample")]),
+]
+
+
+def decide(diffs: list[float], kind: str) -> str:
+    ok = {">": lambda d: d > 0, ">=0": lambda d: d >= 0, "~": lambda d: abs(d) < 1, ">=5": lambda d: d >= 5}[kind]
+    n_ok = sum(ok(d) for d in diffs)
+    return "holds" if n_ok == len(diffs) else "does not" if n_ok == 0 else "mixed"
+
+
+def verdicts(rows: list[dict], imbalance: float) -> list[dict]:
+    have = {r["method"] for r in rows if float(r["imbalance_factor"]) == imbalance}
+    out = []
+    for claim, metric, kind, pairs in CLAIMS:
+        pair = next(((a, b) for a, b in pairs if a in have and b in have), None)
+        if pair is None:
+            out.append({"claim": claim, "metric": metric, "pair": None, "diffs": {}, "verdict": "not run"})
+            continue
+        d = paired(rows, pair[0], pair[1], metric).get(imbalance, {})
+        out.append({"claim": claim, "metric": metric, "pair": pair, "diffs": d,
+                    "verdict": decide(list(d.values()), kind) if d else "not run"})
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", type=Path, nargs="+", help="bench results folders (holding results.json); rows are pooled")
+    ap.add_argument("--if", dest="imbalance", type=float, default=100.0)
+    a = ap.parse_args(argv)
+    rows = [r for p in a.results for r in json.loads((p / "results.json").read_text())["runs"]]
+    print("| claim | rows (A − B) | metric | per-seed A − B | mean | verdict (n) |\n|---|---|---|---|---:|---|")
+    for v in verdicts(rows, a.imbalance):
+        d = v["diffs"]
+        pair = f"{v['pair'][0]} − {v['pair'][1]}" if v["pair"] else "—"
+        seeds = ", ".join(f"{x:+.1f}" for x in d.values()) if d else "—"
+        mean = f"{sum(d.values()) / len(d):+.2f}" if d else "—"
+        print(f"| {v['claim']} | {pair} | {v['metric']} | {seeds} | {mean} | {v['verdict']}" + (f" ({len(d)})" if d else "") + " |")
+
+
+if __name__ == "__main__":
+    main()

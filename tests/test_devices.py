@@ -1,0 +1,141 @@
+"""Every tensor of a step on the model's device: a CPU check that catches a mixed-device batch
+(the meta device stands in for a GPU), and, where CUDA exists, every method and plug-in for
+one short epoch on it, with a resume (skipped without CUDA)."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import write_mnist_folder
+from longtail.config import load_config
+from longtail.engine.trainer import Trainer
+from longtail.methods.base import METHODS, Batch, Plugin, check_batch_devices
+
+CPU = torch.device("cpu")
+
+
+def test_a_mixed_device_batch_is_caught_on_cpu():
+    x, y, i = torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), torch.arange(2)
+    check_batch_devices(Batch(x, y, i, {"head": Batch(x, y, i)}), CPU)
+    with pytest.raises(RuntimeError, match="batch.index is on meta"):
+        check_batch_devices(Batch(x, y, i.to("meta")), CPU)
+    with pytest.raises(RuntimeError, match="batch.y is on meta"):
+        check_batch_devices(Batch(x, y, i, {"head": Batch(x, y.to("meta"), i)}), CPU)
+
+
+def _pipelines():
+    """(name, stages) for every method id and plug-in: representation methods alone, classifier
+    methods after a CE stage, plug-ins on a base that takes them."""
+    one = {"epochs": 1, "batch_size": 32}
+    rep = [m for m, c in METHODS.items() if not issubclass(c, Plugin) and c.stage_defaults.get("train", "all") == "all"
+           and m != "ipdpp"]
+    head = [m for m, c in METHODS.items() if not issubclass(c, Plugin) and (c.stage_defaults.get("train") == "head" or m == "ipdpp")]
+    out = [(m, [{**one, "method": m}]) for m in rep]
+    out += [(m, [{**one, "method": "ce"}, {**one, "method": m, **({"epochs": 0} if m == "tau_norm" else {})}]) for m in head]
+    out += [("ce+mixup", [{**one, "method": "ce+mixup"}]), ("ce+pif", [{**one, "method": "ce+pif"}]),
+            ("bns+pif", [{**one, "method": "bns+pif"}]),
+            ("crt+h2tf", [{**one, "method": "ce"}, {**one, "method": "crt+h2tf", "reinit_head": False, "backbone_bn": "train"}]),
+            ("pih2t", [{**one, "method": "ce+pih2t"}, {**one, "method": "crt+pih2t"}])]
+    return out
+
+
+def test_every_method_and_plugin_is_covered():
+    covered = {p for name, stages in _pipelines() for s in stages for p in s["method"].split("+")}
+    assert covered == set(METHODS)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name,stages", _pipelines(), ids=[n for n, _ in _pipelines()])
+def test_every_method_runs_on_cuda(name, stages, tmp_path):
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=4)
+    flow = "[" + ", ".join(json.dumps(s) for s in stages) + "]"
+    cfg = load_config(None, ["data.dataset=mnist", f"data.root={root}", "data.imbalance_factor=10", "data.val_per_class=2",
+                             "model.arch=resnet8", "engine.device=cuda", "engine.precision=auto", "engine.progress=false",
+                             "eval.plots=false", f"stages={flow}"])
+    m = Trainer(cfg, tmp_path / "run", log=lambda m: None).run()
+    assert 0 <= m["overall"] <= 100
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_ipdpp_resumes_on_cuda(tmp_path, monkeypatch):
+    from longtail.engine import trainer as trainer_mod
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=4)
+    over = ["data.dataset=mnist", f"data.root={root}", "data.imbalance_factor=10", "model.arch=resnet8",
+            "engine.device=cuda", "engine.progress=false", "eval.plots=false",
+            "stages=[{method: ce, epochs: 1, batch_size: 32}, {method: ipdpp, epochs: 3, batch_size: 16, method_args: {redraw_every: 2}}]"]
+    real, calls = trainer_mod.Trainer._train_epoch, {"n": 0}
+
+    def dying(self, *a, **k):
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(load_config(None, over), tmp_path / "run", log=lambda m: None).run()
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)
+    assert Trainer(load_config(None, over), tmp_path / "run", resume=True, log=lambda m: None).run()["overall"] >= 0
+
+
+def test_gpu_check_dry_run_writes_its_json(tmp_path):
+    """benchmarks/gpu_check.sh --dry-run: the GPU script at tiny sizes on this machine."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from longtail.data.fetch import DEBIAN_ROOT, has_files
+
+    if not (has_files(DEBIAN_ROOT) or has_files(Path.home() / ".cache/longtail/fashion-mnist")):
+        pytest.skip("needs Fashion-MNIST (make data)")
+    root = Path(__file__).parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    r = subprocess.run(["bash", str(root / "benchmarks/gpu_check.sh"), "--dry-run", str(tmp_path)], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert out["dry_run"] and out["epochs"] == 1 and out["images_per_s"] > 0 and out["cuda_tests_exit_code"] == 0
+    assert out["versions"]["torch"] == torch.__version__
+    assert {"model_only_img_s", "engine_img_s", "engine_vs_model_only"} <= set(out["throughput"])
+    assert shutil.which("bash")
+
+
+def test_losses_stay_float32_under_autocast():
+    """bf16 autocast would run a loss's matmuls in bf16 whatever .float() its inputs get; the
+    losses, PIF's class means and the cosine head compute exactly what they do in fp32."""
+    from longtail.losses import balanced_softmax_loss, focal_loss, ldam_loss, ldam_margins
+    from longtail.losses.bns import bns_code_loss, bns_paper_loss
+    from longtail.methods.base import Method
+    from longtail.methods.pih2t import class_mean_fuse
+    from longtail.models.heads import CosineHead
+    from longtail.engine.runtime import resolve_precision
+
+    g = torch.Generator().manual_seed(0)
+    z, v = torch.randn(32, 16, generator=g), torch.randn(32, 16, generator=g)
+    y = torch.randint(0, 4, (32,), generator=g)
+    logits = torch.randn(32, 4, generator=g)
+    counts = [50, 20, 5, 2]
+    head = CosineHead(16, 4)
+    fmap = torch.randn(32, 8, 2, 2, generator=g)
+    ch = torch.tensor([1, 5])
+    cases = {
+        "bns_code": lambda: bns_code_loss(z, y, 0.5),
+        "bns_paper": lambda: bns_paper_loss(z, v, y, 0.5),
+        "cosine_head": lambda: head(z),
+        "ldam": lambda: ldam_loss(head(z), y, ldam_margins(counts)),
+        "focal": lambda: focal_loss(logits, y, 2.0),
+        "balanced_softmax": lambda: balanced_softmax_loss(logits, y, counts),
+        "pif_means": lambda: class_mean_fuse(fmap, y, ch, 4),
+        "ce": lambda: Method.loss(None, logits, Batch(z, y, y)),
+    }
+    for name, f in cases.items():
+        want = f()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = f()
+        assert got.dtype == torch.float32 and torch.equal(got, want), name
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
