@@ -75,3 +75,20 @@ needs_fmnist = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST 
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(2)
+
+
+def die_after_epochs(monkeypatch, n: int, exc: type[BaseException] = KeyboardInterrupt):
+    """Make ``Trainer._train_epoch`` raise ``exc`` once ``n`` epochs have run (a killed run);
+    returns a function that restores the real one."""
+    from longtail.engine import trainer as trainer_mod
+
+    real, calls = trainer_mod.Trainer._train_epoch, {"n": 0}
+
+    def dying(self, *a, **k):
+        if calls["n"] == n:
+            raise exc()
+        calls["n"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    return lambda: monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)

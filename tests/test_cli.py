@@ -76,3 +76,22 @@ def test_resume_from_the_stored_config_and_refusals_before_any_work(tmp_path, ca
     assert main(["train", "--resume", str(run)]) == 0
     capsys.readouterr()
     assert main(["train"]) == 2 and "needs a config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override,message", [
+    ("stages.0.method=cee", "did you mean 'ce'"),
+    ("stages.0.method=ce+mixupp", "did you mean 'mixup'"),
+    ("stages.0.method=mixup", "is a plug-in, not a base method"),
+    ("stages.0.method=ce+crt", "is not a plug-in"),
+    ("stages.0.method_args={gamm: 2}", "has no parameter"),
+    ("model.arch=resnet33", "did you mean 'resnet32'"),
+])
+def test_config_errors_fire_before_any_data_is_read(tmp_path, capsys, override, message):
+    # the data root does not exist: an error about the method must come first, and no run folder is made
+    cfg = ["--set", "data.dataset=mnist", "--set", f"data.root={tmp_path / 'missing'}", "--set", override]
+    if "gamm" in override:
+        cfg += ["--set", "stages.0.method=focal"]
+    assert main(["train", "configs/demo.yaml", "--out", str(tmp_path / "run"), *cfg]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main(["info", "configs/demo.yaml", *cfg]) == 2
+    assert message in capsys.readouterr().err

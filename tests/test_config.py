@@ -78,3 +78,18 @@ def test_overrides_reach_stages_by_name():
     assert data["stages"] == [{"name": "stage1", "epochs": 5, "batch_size": 64}, {"name": "crt", "epochs": 10}]
     with pytest.raises(LongtailError, match="'lws' is not an index .* or a name \\('stage1', 'crt'\\)"):
         apply_overrides(data, ["stages.lws.epochs=1"])
+
+
+def test_config_reference_is_current():
+    """docs/config.md is generated from the config dataclasses and lists every key."""
+    import dataclasses
+    from pathlib import Path
+
+    from longtail.config import SECTIONS, config_reference
+
+    doc = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    assert doc == config_reference(), "regenerate docs/config.md (command at its top)"
+    for prefix, cls in SECTIONS:
+        for f in dataclasses.fields(cls):
+            key = f"{prefix}.{f.name}".lstrip(".")
+            assert f"`{key}`" in doc or f.name in ("data", "model", "augment", "stages", "engine", "eval", "optimizer", "schedule"), key

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import write_mnist_folder
+from conftest import die_after_epochs, write_mnist_folder
 from longtail.config import load_config
 from longtail.engine.trainer import Trainer
 from longtail.methods.base import METHODS, Batch, Plugin, check_batch_devices
@@ -59,24 +59,14 @@ def test_every_method_runs_on_cuda(name, stages, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_ipdpp_resumes_on_cuda(tmp_path, monkeypatch):
-    from longtail.engine import trainer as trainer_mod
-
     root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=4)
     over = ["data.dataset=mnist", f"data.root={root}", "data.imbalance_factor=10", "model.arch=resnet8",
             "engine.device=cuda", "engine.progress=false", "eval.plots=false",
             "stages=[{method: ce, epochs: 1, batch_size: 32}, {method: ipdpp, epochs: 3, batch_size: 16, method_args: {redraw_every: 2}}]"]
-    real, calls = trainer_mod.Trainer._train_epoch, {"n": 0}
-
-    def dying(self, *a, **k):
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    restore = die_after_epochs(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         Trainer(load_config(None, over), tmp_path / "run", log=lambda m: None).run()
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)
+    restore()
     assert Trainer(load_config(None, over), tmp_path / "run", resume=True, log=lambda m: None).run()["overall"] >= 0
 
 

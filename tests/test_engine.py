@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from conftest import write_mnist_folder
+from conftest import die_after_epochs, write_mnist_folder
 from longtail.config import load_config
 from longtail.engine import trainer as trainer_mod
 from longtail.engine.runtime import RunLock
@@ -178,20 +178,11 @@ def test_checkpoint_cadence_and_resume_from_an_older_checkpoint(tiny_root, refer
     saved = []
     real_save = ckpt.save_checkpoint
     monkeypatch.setattr(ckpt, "save_checkpoint", lambda state, path: (saved.append((state["stage"], state["epoch"])), real_save(state, path))[1])
-    real = trainer_mod.Trainer._train_epoch
-    calls = {"n": 0}
-
-    def dying(self, *a, **k):
-        if calls["n"] == 4:
-            raise Killed()
-        calls["n"] += 1
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    restore = die_after_epochs(monkeypatch, 4, Killed)
     with pytest.raises(Killed):
         Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2"), tmp_path, log=lambda m: None).run()
     assert saved == [(0, 2), (0, 3), (1, 0)]  # stage 2's epoch 1 was not saved
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)
+    restore()
     Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2"), tmp_path, resume=True, log=lambda m: None).run()
     assert saved[3:] == [(1, 2), (2, 0)]
     a = torch.load(reference_run / "model.pt", weights_only=True)

@@ -95,7 +95,10 @@ def cmd_info(args) -> int:
     from longtail.data.datasets import build_splits
     from longtail.data.profiles import shot_split
 
+    from longtail.engine.trainer import check_run
+
     cfg = load_config(args.config, args.overrides)
+    check_run(cfg)
     s = build_splits(cfg.data)
     counts = s.train.class_counts()
     d = cfg.data
@@ -169,6 +172,35 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    import csv
+
+    from longtail.api import load
+
+    model = load(args.run_dir)
+    rows = model.predict(args.images, top_k=args.top_k, progress=True)
+    out = Path(args.out)
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "class", "prob"] + [f"top{i + 1}{s}" for i in range(args.top_k) for s in ("", "_prob")])
+        for r in rows:
+            w.writerow([r["path"], r["class"], f"{r['prob']:.6f}"] + [x for c, p in r["top"] for x in (c, f"{p:.6f}")])
+    for r in rows[:5]:
+        print(f"{r['path']}: {r['class']} ({100 * r['prob']:.1f}%)")
+    print(f"{len(rows)} predictions: {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from longtail.api import load
+
+    model = load(args.run_dir)
+    path = model.export(args.out or Path(args.run_dir) / "export", args.format)
+    print(f"exported: {path} (input: N x {model.channels} x {model.size} x {model.size} float in [0, 1]); "
+          f"class names: {path.parent / 'classes.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from longtail import __version__
 
@@ -203,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="a self-contained HTML page of a run folder or a suite results folder")
     r.add_argument("path", help="runs/... (with metrics.json) or benchmarks/results/<suite> (with results.json)")
     r.set_defaults(func=cmd_report)
+    pr = sub.add_parser("predict", help="class predictions of a finished run for image files or folders, as CSV")
+    pr.add_argument("run_dir")
+    pr.add_argument("images", nargs="+", help="image files or folders of images")
+    pr.add_argument("--out", default="predictions.csv")
+    pr.add_argument("--top-k", type=int, default=1)
+    pr.set_defaults(func=cmd_predict)
+    x = sub.add_parser("export", help="a standalone model of a finished run (TorchScript, or ONNX with the onnx package)")
+    x.add_argument("run_dir")
+    x.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    x.add_argument("--out", help="folder (default RUN/export)")
+    x.set_defaults(func=cmd_export)
     f = sub.add_parser("fetch", help="make sure a data set is on disk (Fashion-MNIST)")
     f.add_argument("dataset", choices=["fashion_mnist"])
     f.add_argument("--root", help="where to put the files if they must be downloaded")

@@ -22,21 +22,21 @@ from longtail.errors import LongtailError
 
 @dataclass
 class DataConfig:
-    dataset: str = "fashion_mnist"
+    dataset: str = "fashion_mnist"  # fashion_mnist, mnist, cifar10, cifar100, imagenet_lt, places_lt, inat2018, list, image_folder
     root: str = ""  # "" = the data set's default location
     train_list: str = ""  # list-file data sets: `relative/path label` lines
-    test_list: str = ""
-    val_list: str = ""
+    test_list: str = ""  # list-file data sets: the test split's list
+    val_list: str = ""  # list-file data sets: the validation split's list (optional)
     num_classes: int = 0  # list-file data sets: 0 = 1 + the largest label
     # file-based data sets: decode size (0: the images' own when they all share one, the shorter
-    # side if not square; else 224) and channels (0: 1 when every image is greyscale, else 3)
+    # side if not square; else 224)
     image_size: int = 0
-    channels: int = 0
+    channels: int = 0  # file-based data sets: 0 = 1 when every image is greyscale, else 3
     in_memory: bool = False  # file-based data sets: decode everything up front
     # "": the data set's own default: exponential for the balanced sets (MNIST, Fashion-MNIST,
     # CIFAR), none (the data as it is) for image folders and list files
     profile: Literal["", "exponential", "step", "none"] = ""
-    imbalance_factor: float = 100.0
+    imbalance_factor: float = 100.0  # n_max / n_min of the profile
     max_per_class: int = 0  # n_max; 0 = the largest class in the source data
     val_per_class: int = 0  # hold out the last v images of each class for validation
     many_threshold: int = 100  # many-shot: > this many training images
@@ -45,8 +45,8 @@ class DataConfig:
     # image_folder without train/ and test/ sub-folders: a seeded split stratified by class
     # (at least one test image per class with two or more images)
     test_fraction: float = 0.2
-    val_fraction: float = 0.0
-    split_seed: int = 0
+    val_fraction: float = 0.0  # image_folder without train/ and test/: the share of each class for validation
+    split_seed: int = 0  # image_folder without train/ and test/: the split's seed
 
     def validate(self, p: str):
         _require(self.imbalance_factor >= 1, f"{p}.imbalance_factor", self.imbalance_factor, "must be >= 1 (n_max / n_min)")
@@ -62,8 +62,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "resnet32"
-    head: Literal["linear", "cosine"] = "linear"
+    arch: str = "resnet32"  # resnet8/20/32, resnet18_cifar, resnet34_cifar, resnet50, resnext50, or timm:<name>
+    head: Literal["linear", "cosine"] = "linear"  # linear, or cosine (LDAM's normalised classifier)
     # start from these weights (a run folder or its model.pt): decoupled methods re-use one
     # stage-1 run instead of training it again
     init: str = ""
@@ -76,9 +76,9 @@ class AugmentConfig:
     code makes them (random resized crop of area ``crop_scale``, flip, colour jitter of
     ``strength`` s, random grey, Gaussian blur when ``blur``)."""
 
-    policy: Literal["crop_flip", "simclr"] = "crop_flip"
-    crop_padding: int = 4
-    flip: bool = True
+    policy: Literal["crop_flip", "simclr"] = "crop_flip"  # crop_flip or simclr
+    crop_padding: int = 4  # crop_flip: zero padding before the random crop
+    flip: bool = True  # random horizontal flip
     strength: float = 1.0  # simclr: jitter (0.8 s, 0.8 s, 0.8 s, 0.2 s); the BNS code: s = 2 in BNS, 1 after
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # simclr: area fraction of the crop
     blur: bool = True  # simclr
@@ -93,12 +93,12 @@ class AugmentConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 2e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    name: Literal["sgd", "adamw"] = "sgd"  # sgd or adamw
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9  # sgd
+    nesterov: bool = False  # sgd
+    weight_decay: float = 2e-4  # L2 (sgd) or decoupled (adamw) weight decay
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
     decay_1d: bool = True  # false: no weight decay on biases and norm parameters (timm's add_weight_decay)
 
     def validate(self, p: str):
@@ -110,10 +110,10 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: Literal["cosine", "multistep", "constant"] = "cosine"
+    name: Literal["cosine", "multistep", "constant"] = "cosine"  # cosine (to min_lr), multistep (x gamma at milestones) or constant
     warmup_epochs: float = 0.0  # linear warm-up from lr/warmup to lr, per iteration
     milestones: list[int] = field(default_factory=list)  # multistep: epochs at which lr *= gamma
-    gamma: float = 0.1
+    gamma: float = 0.1  # multistep: the factor at each milestone
     min_lr: float = 0.0  # cosine: floor
     # iteration: the lr changes every step; epoch: it is set once at the start of each epoch
     # from the epoch index (H2T's and MiSLAS's adjust_learning_rate: warm-up lr * (e + 1) / w)
@@ -133,14 +133,14 @@ class StageConfig:
     """
 
     method: str = "ce"  # method id; plug-ins join with '+', e.g. 'ce+h2tf'
-    name: str = ""
-    epochs: int = 1
-    batch_size: int = 128
+    name: str = ""  # the stage's name (suites address stages by it); default stage<N>
+    epochs: int = 1  # epochs of this stage (0: a post-hoc stage such as tau_norm)
+    batch_size: int = 128  # the global batch (split over processes under torchrun)
     sampler: str = ""  # instance | class_balanced | sqrt | progressive | reversed
     train: str = ""  # all | head  (what is trainable)
-    reinit_head: bool | None = None
+    reinit_head: bool | None = None  # a new classifier at the start of the stage (empty: the method's default)
     backbone_bn: Literal["train", "frozen", ""] = ""  # BN statistics while the backbone is frozen
-    method_args: dict[str, Any] = field(default_factory=dict)
+    method_args: dict[str, Any] = field(default_factory=dict)  # the method's parameters; a plug-in's under its id (e.g. {h2tf: {ratio: 0.3}})
     optimizer: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     # true: the run's augment section; false: none; a mapping: this stage's own (a whole
@@ -163,17 +163,17 @@ class EngineConfig:
     threads: int = 0  # CPU threads for torch (0 = leave torch's default)
     # auto: bf16 autocast on CUDA (TF32 matmuls, losses in fp32); fp32 on CPUs
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    channels_last: bool = True
+    channels_last: bool = True  # NHWC images and weights
     compile: bool = False  # torch.compile the backbone (GPU; the first steps pay for compilation)
-    deterministic: bool = False
+    deterministic: bool = False  # deterministic kernels (slower on GPU)
     sync_bn: bool = False  # DDP: convert BatchNorm to SyncBatchNorm
     grad_clip: float = 0.0  # max global grad norm (0 = off)
-    eval_batch_size: int = 512
-    progress: bool = True
+    eval_batch_size: int = 512  # batch size of evaluation and embedding passes
+    progress: bool = True  # progress bars in a terminal
     # a checkpoint every this many epochs and/or minutes (whichever comes first; 0 = not by
     # that rule), and always at the end of a stage; a resume replays from the last one exactly
     checkpoint_every: int = 1
-    checkpoint_minutes: float = 0.0
+    checkpoint_minutes: float = 0.0  # a checkpoint at least every this many minutes (0: off)
 
     def validate(self, p: str):
         _require(self.checkpoint_every >= 0, f"{p}.checkpoint_every", self.checkpoint_every, "must be >= 0 (0: only by time and at stage ends)")
@@ -182,14 +182,14 @@ class EngineConfig:
 
 @dataclass
 class EvalConfig:
-    ece_bins: int = 15
-    plots: bool = True
+    ece_bins: int = 15  # bins of the expected calibration error
+    plots: bool = True  # per_class.png, confusion.png, reliability.png in the run folder
 
 
 @dataclass
 class RunConfig:
-    name: str = "run"
-    seed: int = 0
+    name: str = "run"  # the run's name: the default run folder is runs/<name>/<time>
+    seed: int = 0  # seeds every draw: model init, epoch orders, augmentation, subsets
     # stages before this index count as done by the weights in model.init (a finished run
     # of the same earlier stages): decoupled methods re-use one stage-1 run
     start_stage: int = 0
@@ -373,3 +373,54 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+# ------------------------------------------------------------------------ the reference
+SECTIONS = [("", RunConfig), ("data", DataConfig), ("model", ModelConfig), ("augment", AugmentConfig),
+            ("stages[]", StageConfig), ("stages[].optimizer", OptimConfig), ("stages[].schedule", ScheduleConfig),
+            ("engine", EngineConfig), ("eval", EvalConfig)]
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The comment of each field of a dataclass: the one at the end of its line, or the comment
+    lines just above it (read from the source, so the reference cannot drift from the code)."""
+    import inspect
+
+    out, above = {}, []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# ").rstrip())
+            continue
+        m = re.match(r"\s+(\w+): [^=]+(?:= (.*?))?(?:\s+#\s*(.*))?$", line)
+        if m and m.group(1) in {f.name for f in dataclasses.fields(cls)}:
+            out[m.group(1)] = " ".join(above + ([m.group(3)] if m.group(3) else []))
+        above = []
+    return out
+
+
+def config_reference() -> str:
+    """docs/config.md: every config key with its type, default and meaning (tests keep it current)."""
+    lines = ["# Config reference", "",
+             "Every key of a run config, its type, default and meaning; generated from "
+             "`src/longtail/config.py` (`python -c \"from longtail.config import config_reference as r; print(r(), end='')\" > docs/config.md`).",
+             "A key set in a YAML file or with `--set key=value` must be one of these; `stages` is a list of stage sections.", ""]
+    for prefix, cls in SECTIONS:
+        comments = _field_comments(cls)
+        lines += [f"## {prefix or 'top level'}", ""]
+        doc = (cls.__doc__ or "").strip()
+        if doc and not doc.startswith(cls.__name__ + "("):
+            lines += [" ".join(doc.split()), ""]
+        lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.type) or (isinstance(f.type, str) and re.fullmatch(r"\w+Config", f.type)):
+                continue  # a section of its own
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+            if dataclasses.is_dataclass(default) or (isinstance(default, list) and default and dataclasses.is_dataclass(default[0])):
+                continue
+            tp = str(typing.get_type_hints(cls)[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            key = f"{prefix}.{f.name}".lstrip(".")
+            lines.append(f"| `{key}` | {tp.replace('|', 'or')} | `{default!r}` | {comments.get(f.name, '').replace('|', '/')} |")
+        lines.append("")
+    return "\n".join(lines)

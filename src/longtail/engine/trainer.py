@@ -67,6 +67,16 @@ def _flat(d, prefix: str = "") -> dict:
     return out
 
 
+def check_run(cfg: RunConfig) -> None:
+    """Every error a config can hold that no data is needed to see."""
+    from longtail.methods.base import check_method_spec
+    from longtail.models import check_arch
+
+    check_arch(cfg.model.arch)
+    for i, st in enumerate(cfg.stages):
+        check_method_spec(st.method, st.method_args, f"stages.{i} ({st.name or st.method})")
+
+
 @dataclass
 class ResolvedStage:
     index: int
@@ -112,7 +122,8 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.resume = resume
-        self.stages = [resolve_stage(i, s) for i, s in enumerate(cfg.stages)]  # unknown methods fail here, before any data is read
+        check_run(cfg)  # methods, plug-ins, their arguments and the arch: before any data is read
+        self.stages = [resolve_stage(i, s) for i, s in enumerate(cfg.stages)]
         self.device = setup_process(cfg.engine)
         self.dist, rank_device = distributed.init_distributed(cfg.engine.device)
         self.device = rank_device or self.device
@@ -541,7 +552,8 @@ class Trainer:
             if self.splits.val is not None:
                 entry["val"] = {k: v for k, v in self.evaluate(model, method, "val").items() if k != "confusion_matrix"}
             self.state.stage_metrics.append(entry)
-            self.log(f"  {rs.name} test: overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  "
+            lead = "" if m["test_balanced"] else f"balanced {m['balanced']:.2f} (imbalanced test set)  "
+            self.log(f"  {rs.name} test: {lead}overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  "
                      f"ece {m['ece']:.2f}")
             self.state.stage, self.state.epoch = rs.index + 1, 0
             self._save(model, None, None)
@@ -569,6 +581,9 @@ class Trainer:
         out["run"] = {"name": self.cfg.name, "seed": self.cfg.seed, "wall_s_this_process": round(wall_s, 1),
                       "train_images": len(self.train_set), "machine": machine_description(self.device),
                       "precision": self.precision,
+                      # what a loaded model needs to read new images as this run did (longtail.load)
+                      "input": {"class_names": list(self.train_set.class_names), "channels": self.train_set.channels,
+                                "size": int(self.train_set.images.shape[-1]), "mean": list(self.mean), "std": list(self.std)},
                       "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
         tmp = self.out / ".metrics.json.tmp"
         tmp.write_text(json.dumps(out, indent=1))

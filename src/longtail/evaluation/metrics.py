@@ -92,6 +92,8 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, class_counts, ma
         "nll": nll,
         "per_class": [None if np.isnan(a) else float(a) for a in acc],
         "class_counts": [int(c) for c in class_counts],
+        # on an imbalanced test set plain accuracy rewards the largest class: lead with "balanced"
+        "test_balanced": len({int(n) for n in np.bincount(labels.numpy(), minlength=num_classes) if n}) <= 1,
         "split_sizes": {k: len(v) for k, v in shots.items()},
         "reliability": reliability_bins(conf.numpy(), correct, ece_bins),
         "confusion_matrix": cm.tolist(),

@@ -30,8 +30,12 @@ def stage_table(metrics: dict) -> str:
     """A Markdown table of every stage of a run (rows) by metric group (columns), from the
     run's metrics.json; groups with no class (e.g. few-shot on a 10-class set) are dropped."""
     rows = metrics.get("stages") or [metrics]
-    cols = [g for g in GROUPS if any(r.get(g) is not None for r in rows)]
+    groups = GROUPS if metrics.get("test_balanced", True) else ("balanced",) + GROUPS
+    cols = [g for g in groups if any(r.get(g) is not None for r in rows)]
     lines = ["| stage | method | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
     for r in rows:
         lines.append(f"| {r.get('stage', '')} | {r.get('method', '')} | " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
+    if not metrics.get("test_balanced", True):
+        lines.append("\nThe test set is imbalanced: 'balanced' (the mean of per-class accuracies) is the headline; "
+                     "'overall' counts images, so it rewards predicting the largest classes.")
     return "\n".join(lines)

@@ -155,9 +155,56 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def method_class(method_id: str) -> type[Method]:
+    """The class of a method id: a registered one, or ``module:Class`` from the user's own code
+    (any importable module; the class subclasses :class:`Method`, or :class:`Plugin`)."""
+    if ":" in method_id:
+        return _import_method(method_id)
     if method_id not in METHODS:
-        raise LongtailError(f"unknown method '{method_id}'", f"stage.method must be one of {sorted(METHODS)}")
+        import difflib
+
+        close = difflib.get_close_matches(method_id, list(METHODS), n=1)
+        raise LongtailError(f"unknown method '{method_id}'", (f"did you mean '{close[0]}'? " if close else "")
+                            + f"stage.method must be one of {sorted(METHODS)} (plug-ins join with '+', e.g. ce+mixup)")
     return METHODS[method_id]
+
+
+def _import_method(spec: str) -> type[Method]:
+    import importlib
+
+    module, _, name = spec.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise LongtailError(f"method '{spec}': cannot import module '{module}' ({e})",
+                            "put the module on PYTHONPATH (or install its package), or fix the name before ':'") from None
+    cls = getattr(mod, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise LongtailError(f"method '{spec}': {module} has no Method subclass '{name}'",
+                            "subclass longtail.methods.Method (or Plugin) and name it after the ':'")
+    if "id" not in cls.__dict__:
+        cls.id = spec  # messages name the method as the config does
+    return cls
+
+
+def check_method_spec(spec: str, method_args: dict, where: str) -> None:
+    """``spec`` ('ce+h2tf') and its ``method_args`` name known methods and parameters: checked
+    when a config is read, before any data is loaded or a run folder is made."""
+    base, args, plugins = split_method(spec, method_args)
+    for pid, pargs in [(base, args)] + plugins:
+        cls = method_class(pid)
+        if pid != base and not issubclass(cls, Plugin):
+            raise LongtailError(f"{where}: '{pid}' in '{spec}' is not a plug-in", "join only plug-ins (mixup, pif, h2tf, pih2t) to a base method with '+'")
+        if pid == base and issubclass(cls, Plugin):
+            raise LongtailError(f"{where}: '{pid}' is a plug-in, not a base method", f"put it after a base method, e.g. ce+{pid}")
+        if not isinstance(pargs, dict):
+            raise LongtailError(f"{where}: method_args.{pid} must be a mapping", f"write method_args: {{{pid}: {{...}}}}")
+        unknown = sorted(set(pargs) - set(cls.params))
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], list(cls.params), n=1)
+            raise LongtailError(f"{where}: method '{pid}' has no parameter(s) {unknown}",
+                                (f"did you mean '{close[0]}'? " if close else "") + f"its method_args are {sorted(cls.params) or 'none'}")
 
 
 def split_method(spec: str, method_args: dict) -> tuple[str, dict, list[tuple[str, dict]]]:

@@ -60,14 +60,24 @@ class Classifier(nn.Module):
         return self.head(self.pool(self.features(x)))
 
 
+def check_arch(arch: str) -> None:
+    """``model.arch`` names a registered backbone or ``timm:<name>`` (checked before any work)."""
+    if arch.startswith("timm:") or arch in BACKBONES:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(arch, list(BACKBONES), n=1)
+    raise LongtailError(f"unknown model '{arch}'", (f"did you mean '{close[0]}'? " if close else "")
+                        + f"model.arch must be one of {sorted(BACKBONES)} or 'timm:<name>'")
+
+
 def build_model(arch: str, num_classes: int, in_channels: int, head: str = "linear") -> Classifier:
     if arch.startswith("timm:"):
         backbone = _timm_backbone(arch[5:], in_channels)
-    elif arch in BACKBONES:
-        backbone = BACKBONES[arch](in_channels)
     else:
-        raise LongtailError(f"unknown model '{arch}'", f"model.arch must be one of {sorted(BACKBONES)} or 'timm:<name>'")
+        check_arch(arch)
+        backbone = BACKBONES[arch](in_channels)
     return Classifier(backbone, make_head(head, backbone.out_features, num_classes))
 
 
-__all__ = ["BACKBONES", "Classifier", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
+__all__ = ["BACKBONES", "Classifier", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]

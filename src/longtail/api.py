@@ -1,0 +1,186 @@
+"""The Python API: train a run, load a finished one, predict, export.
+
+    import longtail
+    run = longtail.train("configs/demo.yaml", overrides=["stages.0.epochs=1"], out="runs/try")
+    model = longtail.load(run.folder)
+    model.predict(["shoe.png"], top_k=3)   # [{'path': 'shoe.png', 'class': 'Sneaker', 'prob': 0.91, 'top': [...]}]
+
+A loaded model applies the run's evaluation preprocessing (decode at the run's input size and
+channels, normalise with its statistics) and any post-hoc correction its last stage trained
+(logit adjustment, LDAM's scale; τ-norm and LWS are already folded into the weights), so its
+probabilities are those behind the run's reported metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from longtail.errors import LongtailError
+
+
+@dataclass
+class Run:
+    folder: Path
+    metrics: dict
+
+    @property
+    def config(self):
+        from longtail.config import load_config
+
+        return load_config(self.folder / "config.yaml")
+
+
+def train(config, overrides: list[str] | None = None, out: str | Path | None = None, resume: bool = False) -> Run:
+    """Train the run ``config`` (a YAML path or a :class:`~longtail.config.RunConfig`) into ``out``."""
+    import time
+
+    from longtail.config import RunConfig, load_config
+    from longtail.engine.trainer import Trainer
+
+    cfg = config if isinstance(config, RunConfig) else load_config(config, overrides or [])
+    folder = Path(out) if out else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
+    Trainer(cfg, folder, resume=resume).run()
+    return Run(folder, json.loads((folder / "metrics.json").read_text()))
+
+
+class DeployModel(nn.Module):
+    """The run's network as one module: images in [0, 1] (N x C x H x W float) -> normalise ->
+    backbone -> pool -> head -> the post-hoc correction ``a ⊙ z + b``: its logits equal the
+    run's evaluation logits. What ``export`` writes."""
+
+    def __init__(self, net: nn.Module, mean, std, scale: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("scale", scale.float())
+        self.register_buffer("bias", bias.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std) * self.scale + self.bias
+
+
+class LoadedModel:
+    """A finished run's model, ready to predict (see the module docstring)."""
+
+    def __init__(self, run_dir: str | Path, device: str = "cpu"):
+        from longtail.config import load_config
+        from longtail.engine.trainer import load_weights
+        from longtail.models import build_model
+
+        run = Path(run_dir).expanduser()
+        for f in ("config.yaml", "model.pt", "metrics.json"):
+            if not (run / f).is_file():
+                raise LongtailError(f"{run} has no {f}", "pass a finished run folder (made by `longtail train`)")
+        self.run = run
+        self.cfg = load_config(run / "config.yaml")
+        metrics = json.loads((run / "metrics.json").read_text())
+        inp = metrics["run"].get("input")
+        if inp is None:
+            raise LongtailError(f"{run}/metrics.json records no input format (a run made before longtail 0.1.0's predict)",
+                                f"re-write its outputs: longtail train --resume {run}")
+        self.class_names = inp["class_names"]
+        self.channels, self.size = inp["channels"], inp["size"]
+        self.device = torch.device(device)
+        net = build_model(self.cfg.model.arch, len(self.class_names), self.channels, self.cfg.model.head)
+        net.load_state_dict(load_weights(run))
+        scale, bias = _posthoc_affine(self.cfg, metrics["class_counts"], len(self.class_names))
+        self.model = DeployModel(net, inp["mean"], inp["std"], scale, bias).to(self.device).eval()
+
+    def _images(self, images) -> tuple[torch.Tensor, list[str]]:
+        """Paths (files or folders of images), or a uint8 / [0, 1] float tensor N x C x H x W."""
+        if isinstance(images, torch.Tensor):
+            x = images.float() / 255.0 if not images.is_floating_point() else images.float()
+            return x, [str(i) for i in range(len(x))]
+        from longtail.data.formats import IMAGE_SUFFIXES
+        from longtail.data.images import FileImages
+
+        paths = []
+        for p in [images] if isinstance(images, (str, Path)) else images:
+            p = Path(p).expanduser()
+            if p.is_dir():
+                paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            elif p.is_file():
+                paths.append(p)
+            else:
+                raise LongtailError(f"no such image or folder: {p}", "pass image files or folders of images")
+        if not paths:
+            raise LongtailError("no images to predict", f"image types: {sorted(IMAGE_SUFFIXES)}")
+        files = FileImages(paths, self.size, self.channels)
+        return files, [str(p) for p in paths]
+
+    @torch.no_grad()
+    def logits(self, images, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+        data, _ = self._images(images)
+        out = []
+        steps = range(0, len(data), batch_size)
+        if progress:
+            import sys
+
+            from tqdm import tqdm
+
+            steps = tqdm(steps, desc="predict", unit="batch", disable=not sys.stderr.isatty())
+        for i in steps:
+            part = data[i:i + batch_size] if isinstance(data, torch.Tensor) else \
+                torch.stack([data[j] for j in range(i, min(i + batch_size, len(data)))]).float() / 255.0
+            out.append(self.model(part.to(self.device)).cpu())
+        return torch.cat(out)
+
+    def predict(self, images, top_k: int = 1, progress: bool = False) -> list[dict]:
+        """One dict per image: path, the predicted class name, its probability and the top k."""
+        _, names = self._images(images)
+        probs = torch.softmax(self.logits(images, progress=progress), 1)
+        k = min(top_k, probs.shape[1])
+        p, idx = probs.topk(k, 1)
+        return [{"path": n, "class": self.class_names[int(i[0])], "prob": float(q[0]),
+                 "top": [(self.class_names[int(c)], float(v)) for c, v in zip(i, q)]} for n, q, i in zip(names, p, idx)]
+
+    def export(self, out_dir: str | Path, fmt: str = "torchscript") -> Path:
+        """A standalone model (input: N x C x H x W float in [0, 1]) and ``classes.json``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        example = torch.rand(2, self.channels, self.size, self.size, device=self.device)
+        (out / "classes.json").write_text(json.dumps({"classes": self.class_names, "input": [self.channels, self.size, self.size],
+                                                      "range": "float in [0, 1], N x C x H x W"}, indent=1) + "\n")
+        if fmt == "torchscript":
+            path = out / "model.torchscript.pt"
+            torch.jit.trace(self.model, example).save(str(path))
+        elif fmt == "onnx":
+            try:
+                import onnx  # noqa: F401
+            except ImportError:
+                raise LongtailError("export --format onnx needs the onnx package", "pip install 'longtail[onnx]'") from None
+            path = out / "model.onnx"
+            torch.onnx.export(self.model, (example,), str(path), input_names=["images"], output_names=["logits"],
+                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+        else:
+            raise LongtailError(f"unknown export format '{fmt}'", "use torchscript or onnx")
+        return path
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> LoadedModel:
+    """A finished run's model with ``.predict(images)``, ``.class_names`` and ``.export(dir)``."""
+    return LoadedModel(run_dir, device)
+
+
+def _posthoc_affine(cfg, class_counts, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last stage's ``adjust_logits`` as ``a ⊙ z + b`` (every correction here is affine:
+    logit adjustment adds −τ log π, LDAM multiplies by s), checked on random logits."""
+    from longtail.methods import StageContext, make_method, split_method
+
+    last = cfg.stages[-1]
+    base, args, _ = split_method(last.method, last.method_args)
+    ctx = StageContext(torch.tensor(class_counts, dtype=torch.float32), num_classes, 0, 1, torch.device("cpu"), nn.Identity())
+    method = make_method(base, ctx, args)
+    zero, one = torch.zeros(1, num_classes), torch.ones(1, num_classes)
+    b = method.adjust_logits(zero)[0]
+    a = method.adjust_logits(one)[0] - b
+    z = torch.randn(4, num_classes)
+    if not torch.allclose(method.adjust_logits(z), z * a + b, atol=1e-5):
+        raise LongtailError(f"method '{base}' has a post-hoc correction that is not affine", "predict with `longtail eval` instead")
+    return a, b

@@ -1,0 +1,83 @@
+"""A practitioner's first try, end to end: a folder of PNGs with one sub-folder per class (no
+train/test) -> longtail train configs/image_folder.yaml -> predict -> CSV with class names ->
+export -> the exported model's logits equal the run's."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from longtail.cli import main
+
+ROOT = Path(__file__).parents[1]
+
+
+def _folder(root: Path) -> Path:
+    """Three classes told apart by brightness, 16 x 16 RGB PNGs, long-tailed (24 / 8 / 3)."""
+    rng = np.random.default_rng(0)
+    for c, (name, n) in enumerate((("dark", 24), ("grey", 8), ("light", 3))):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            img = np.clip(40 + 80 * c + rng.normal(0, 10, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / name / f"{i}.png")
+    return root
+
+
+def test_folder_to_predictions_and_export(tmp_path, capsys):
+    import longtail
+
+    data = _folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    over = ["--set", f"data.root={data}", "--set", "stages.stage1.epochs=3", "--set", "stages.stage2.epochs=1",
+            "--set", "model.arch=resnet8", "--set", "engine.threads=2", "--set", "engine.progress=false"]
+    assert main(["train", str(ROOT / "configs/image_folder.yaml"), "--out", str(run), *over]) == 0
+    log = capsys.readouterr().out
+    assert "16 x 16 (their own size), 3 channel(s)" in log and "split by class" in log
+    # the test split is imbalanced (5 / 2 / 1): balanced accuracy leads, and says why
+    assert "| stage | method | balanced | overall |" in log and "The test set is imbalanced" in log
+    split = list(csv.DictReader(open(run / "split.csv")))
+    assert len(split) == 35 and {r["class"] for r in split if r["split"] == "test"} == {"dark", "grey", "light"}
+    # predict: a CSV with class names, top-k
+    assert main(["predict", str(run), str(data / "light"), str(data / "dark" / "0.png"), "--out", str(tmp_path / "p.csv"), "--top-k", "2"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(rows) == 4 and set(rows[0]) == {"path", "class", "prob", "top1", "top1_prob", "top2", "top2_prob"}
+    assert all(r["class"] in ("dark", "grey", "light") and 0 < float(r["prob"]) <= 1 for r in rows)
+    # the Python API gives the same predictions
+    model = longtail.load(run)
+    assert model.class_names == ["dark", "grey", "light"]
+    assert [p["class"] for p in model.predict([data / "light", data / "dark" / "0.png"])] == [r["class"] for r in rows]
+    # export: TorchScript whose logits equal the run's evaluation logits within 1e-5
+    assert main(["export", str(run), "--out", str(tmp_path / "exp")]) == 0
+    ts = torch.jit.load(str(tmp_path / "exp" / "model.torchscript.pt"))
+    assert json.loads((tmp_path / "exp" / "classes.json").read_text())["classes"] == ["dark", "grey", "light"]
+    from longtail.config import load_config
+    from longtail.engine.trainer import Trainer
+
+    tr = Trainer(load_config(run / "config.yaml"), run, log=lambda m: None)
+    net = tr._build_model()
+    net.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    want, _ = tr.predict(net, tr.splits.test)
+    got = ts(tr.splits.test.images.float() / 255.0)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["run"]["input"]["class_names"] == ["dark", "grey", "light"]
+
+
+def test_api_train_returns_the_run(tmp_path):
+    import longtail
+
+    data = _folder(tmp_path / "photos")
+    run = longtail.train(ROOT / "configs/image_folder.yaml", overrides=[
+        f"data.root={data}", "stages.stage1.epochs=1", "stages.stage2.epochs=1", "model.arch=resnet8",
+        "engine.progress=false", "eval.plots=false"], out=tmp_path / "run")
+    assert run.folder == tmp_path / "run" and 0 <= run.metrics["overall"] <= 100
+    assert run.config.data.dataset == "image_folder"
+
+
+def test_predict_names_a_missing_image(tmp_path, capsys):
+    assert main(["predict", str(tmp_path), "x.png"]) == 2
+    assert "has no config.yaml" in capsys.readouterr().err
