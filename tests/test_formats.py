@@ -199,3 +199,19 @@ def test_image_folder_as_it_is_first_try(tmp_path):
     # mixed sizes: the stated default
     Image.fromarray(np.zeros((20, 16), np.uint8), "L").save(tmp_path / "ant" / "big.png")
     assert any("224, as they come in 2 sizes" in n for n in build_splits(DataConfig(dataset="image_folder", root=str(tmp_path))).notes)
+
+
+def test_configs_debian_root_falls_back_to_the_fetch_cache(tmp_path, monkeypatch):
+    """The shipped configs name Debian's folder; on a machine without it, `longtail fetch`'s
+    cache folder serves (and `~` in data.root is expanded)."""
+    from longtail.data import datasets, fetch
+
+    cache = write_mnist_folder(tmp_path / "cache", n_train_per_class=[12] * 10)
+    monkeypatch.setattr(datasets, "DEBIAN_ROOT", tmp_path / "no-debian")
+    monkeypatch.setattr(fetch, "CACHE_ROOT", cache)
+    s = build_splits(DataConfig(dataset="fashion_mnist", root=str(tmp_path / "no-debian"), imbalance_factor=1))
+    assert len(s.train) == 120
+    with pytest.raises(LongtailError, match="does not exist"):  # a root of the user's own is not replaced
+        build_splits(DataConfig(dataset="fashion_mnist", root=str(tmp_path / "mine")))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert len(build_splits(DataConfig(dataset="mnist", root="~/cache", imbalance_factor=1)).train) == 120

@@ -81,3 +81,18 @@ def test_api_train_returns_the_run(tmp_path):
 def test_predict_names_a_missing_image(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "x.png"]) == 2
     assert "has no config.yaml" in capsys.readouterr().err
+
+
+def test_eval_on_another_folder(tmp_path, capsys):
+    data = _folder(tmp_path / "photos")
+    other = _folder(tmp_path / "more")
+    run = tmp_path / "run"
+    assert main(["train", str(ROOT / "configs/image_folder.yaml"), "--out", str(run), "--set", f"data.root={data}",
+                 "--set", "stages.stage1.epochs=1", "--set", "stages.stage2.epochs=1", "--set", "model.arch=resnet8",
+                 "--set", "engine.progress=false", "--set", "eval.plots=false"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--set", f"data.root={other}", "--set", "data.test_fraction=0.5", "--json", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["class_counts"] == json.loads((run / "metrics.json").read_text())["class_counts"]
+    assert main(["eval", str(run), "--set", "model.arch=resnet32"]) == 2
+    assert "only data.*" in capsys.readouterr().err

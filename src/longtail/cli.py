@@ -68,8 +68,21 @@ def cmd_eval(args) -> int:
     for f in ("config.yaml", "model.pt"):
         if not (run / f).is_file():
             raise LongtailError(f"{run} has no {f}", "pass a finished run folder (made by `longtail train`)")
-    cfg = load_config(run / "config.yaml")
+    bad = [o for o in args.overrides if not o.split("=", 1)[0].strip().startswith(("data.", "engine.", "eval."))]
+    if bad:
+        raise LongtailError(f"eval --set {bad[0]}: only data.*, engine.* and eval.* keys may change for an evaluation",
+                            "the model, its stages and methods are the run's own")
+    cfg = load_config(run / "config.yaml", args.overrides)
     trainer = Trainer(cfg, run)
+    if (run / "metrics.json").is_file():
+        # shot groups and post-hoc corrections follow the run's own training counts, whatever
+        # data set it is evaluated on now
+        counts = json.loads((run / "metrics.json").read_text()).get("class_counts")
+        if counts and len(counts) != trainer.num_classes:
+            raise LongtailError(f"the run has {len(counts)} classes, the data set evaluated on {trainer.num_classes}",
+                                "evaluate on a data set with the run's classes")
+        if counts:
+            trainer.class_counts = torch.tensor(counts, dtype=torch.float32)
     model = trainer._build_model()
     state = torch.load(run / "model.pt", map_location=trainer.device, weights_only=True)
     model.load_state_dict(state)
@@ -94,7 +107,6 @@ def cmd_info(args) -> int:
     from longtail.config import load_config
     from longtail.data.datasets import build_splits
     from longtail.data.profiles import shot_split
-
     from longtail.engine.trainer import check_run
 
     cfg = load_config(args.config, args.overrides)
@@ -217,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--split", choices=["test", "val"], default="test")
     e.add_argument("--json", help="also write the metrics to this file")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluate on other data: e.g. --set data.root=DIR (data.*, engine.*, eval.* keys only)")
     e.set_defaults(func=cmd_eval)
     i = sub.add_parser("info", help="class counts, imbalance and many/medium/few split of a config's data")
     _add_config_args(i)

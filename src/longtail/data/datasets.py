@@ -75,9 +75,7 @@ def _read_raw(cfg, notes: list[str]) -> tuple:
     the run log should say about how it was read."""
     name = cfg.dataset
     if name in ("fashion_mnist", "mnist"):
-        root = Path(cfg.root or DEBIAN_ROOT)
-        if not root.is_dir():
-            raise LongtailError(f"data root {root} does not exist", "run `longtail fetch fashion_mnist` (or `make data`) or set data.root")
+        root = _mnist_root(cfg.root, name)
         names = FASHION_MNIST_CLASSES if name == "fashion_mnist" else [str(i) for i in range(10)]
         parts = []
         for train in (True, False):
@@ -85,13 +83,13 @@ def _read_raw(cfg, notes: list[str]) -> tuple:
             parts.append(LabeledImages(torch.from_numpy(x), torch.from_numpy(y), 10, names))
         return parts[0], parts[1], None
     if name in ("cifar10", "cifar100"):
-        if not cfg.root or not Path(cfg.root).is_dir():
+        if not cfg.root or not Path(cfg.root).expanduser().is_dir():
             raise LongtailError(f"CIFAR root '{cfg.root}' does not exist", "set data.root to the extracted cifar-10-batches-py / cifar-100-python folder")
         c = 10 if name == "cifar10" else 100
         names = CIFAR10_CLASSES if c == 10 else []
         parts = []
         for train in (True, False):
-            x, y = formats.read_cifar_split(Path(cfg.root), c, train)
+            x, y = formats.read_cifar_split(Path(cfg.root).expanduser(), c, train)
             parts.append(LabeledImages(torch.from_numpy(x), torch.from_numpy(y), c, names))
         return parts[0], parts[1], None
     if name == "image_folder":
@@ -99,8 +97,8 @@ def _read_raw(cfg, notes: list[str]) -> tuple:
     # list-file data sets: ImageNet-LT, Places-LT, iNaturalist 2018, or any 'list'
     if not cfg.train_list or not cfg.test_list:
         raise LongtailError(f"data set '{name}' needs data.train_list and data.test_list", "point them at the published split files, e.g. ImageNet_LT_train.txt / ImageNet_LT_test.txt")
-    root = Path(cfg.root)
-    lists = [cfg.train_list, cfg.test_list, cfg.val_list]
+    root = Path(cfg.root).expanduser()
+    lists = [str(Path(p).expanduser()) if p else p for p in (cfg.train_list, cfg.test_list, cfg.val_list)]
     parsed = [formats.read_list_file(Path(p), root, cfg.num_classes or None) if p else None for p in lists]
     num_classes = cfg.num_classes or int(max(int(p[1].max()) for p in parsed if p) + 1)
     size = cfg.image_size or 224
@@ -187,6 +185,22 @@ def _image_shapes(paths) -> list[tuple[tuple[int, int], str]]:
         except (UnidentifiedImageError, OSError) as e:
             raise LongtailError(f"cannot read image {p}: {e}", "re-save or remove this file") from None
     return out
+
+
+def _mnist_root(root: str, dataset: str) -> Path:
+    """The folder holding the idx files: ``data.root`` (``~`` expanded). The shipped configs
+    name Debian's folder; where that is missing, Fashion-MNIST is taken from wherever
+    ``longtail fetch`` put it (its cache folder), so they run on machines without the package."""
+    from longtail.data.fetch import CACHE_ROOT, has_files
+
+    asked = Path(root).expanduser() if root else DEBIAN_ROOT
+    candidates = [asked] + ([CACHE_ROOT] if dataset == "fashion_mnist" and asked == DEBIAN_ROOT else [])
+    for candidate in candidates:
+        if has_files(candidate):
+            return candidate
+    what = "does not exist" if not asked.is_dir() else "holds no idx files"
+    raise LongtailError(f"data root {asked} {what}",
+                        "run `longtail fetch fashion_mnist` (or `make data`), or set data.root to the folder holding the idx files")
 
 
 def _file_set(paths, labels, num_classes, size, channels, in_memory, names) -> LabeledImages:

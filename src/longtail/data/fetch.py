@@ -22,6 +22,7 @@ from pathlib import Path
 from longtail.errors import LongtailError
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
+CACHE_ROOT = Path.home() / ".cache" / "longtail" / "fashion-mnist"  # where a download lands
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
@@ -100,5 +101,5 @@ def ensure_fashion_mnist(root: Path | None = None, base_url: str = OFFICIAL_URL,
             if has_files(DEBIAN_ROOT):
                 return DEBIAN_ROOT
     if root == DEBIAN_ROOT:
-        root = Path.home() / ".cache" / "longtail" / "fashion-mnist"
+        root = CACHE_ROOT
     return download(base_url, root)
