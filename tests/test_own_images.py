@@ -96,3 +96,14 @@ def test_eval_on_another_folder(tmp_path, capsys):
     assert m["class_counts"] == json.loads((run / "metrics.json").read_text())["class_counts"]
     assert main(["eval", str(run), "--set", "model.arch=resnet32"]) == 2
     assert "only data.*" in capsys.readouterr().err
+
+
+def test_a_corrupt_image_stops_before_any_work(tmp_path, capsys):
+    data = _folder(tmp_path / "photos")
+    raw = (data / "dark" / "3.png").read_bytes()
+    (data / "dark" / "3.png").write_bytes(raw[: len(raw) // 2])  # truncated
+    out = tmp_path / "run"
+    assert main(["train", str(ROOT / "configs/image_folder.yaml"), "--set", f"data.root={data}", "--set", "data.image_size=16",
+                 "--set", "data.channels=3", "--set", "data.in_memory=false", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt image" in err and "3.png" in err and not (out / "checkpoint.pt").exists()

@@ -33,6 +33,7 @@ class DataConfig:
     image_size: int = 0
     channels: int = 0  # file-based data sets: 0 = 1 when every image is greyscale, else 3
     in_memory: bool = False  # file-based data sets: decode everything up front
+    verify: bool = True  # file-based data sets: check every image opens before any training (fails fast)
     # "": the data set's own default: exponential for the balanced sets (MNIST, Fashion-MNIST,
     # CIFAR), none (the data as it is) for image folders and list files
     profile: Literal["", "exponential", "step", "none"] = ""
