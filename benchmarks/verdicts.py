@@ -74,19 +74,37 @@ def verdicts(rows: list[dict], imbalance: float) -> list[dict]:
     return out
 
 
+def _cell(v: dict) -> tuple[str, str]:
+    d = v["diffs"]
+    if not d:
+        return "not run", "—"
+    seeds = ", ".join(f"{x:+.1f}" for x in d.values())
+    return f"{v['verdict']} ({len(d)})", f"{v['pair'][0]} − {v['pair'][1]}: {seeds} (mean {sum(d.values()) / len(d):+.2f})"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, nargs="+", help="bench results folders (holding results.json); rows are pooled")
     ap.add_argument("--if", dest="imbalance", type=float, default=100.0)
+    ap.add_argument("--five-epoch", type=Path, help="the quick tier's results folder: a column of 5-epoch verdicts beside")
     a = ap.parse_args(argv)
-    rows = [r for p in a.results for r in json.loads((p / "results.json").read_text())["runs"]]
-    print("| claim | rows (A − B) | metric | per-seed A − B | mean | verdict (n) |\n|---|---|---|---|---:|---|")
-    for v in verdicts(rows, a.imbalance):
-        d = v["diffs"]
-        pair = f"{v['pair'][0]} − {v['pair'][1]}" if v["pair"] else "—"
-        seeds = ", ".join(f"{x:+.1f}" for x in d.values()) if d else "—"
-        mean = f"{sum(d.values()) / len(d):+.2f}" if d else "—"
-        print(f"| {v['claim']} | {pair} | {v['metric']} | {seeds} | {mean} | {v['verdict']}" + (f" ({len(d)})" if d else "") + " |")
+    rows = []
+    for p in a.results:
+        if (p / "results.json").is_file():
+            rows += json.loads((p / "results.json").read_text())["runs"]
+        else:
+            print(f"(no {p / 'results.json'} yet: its rows count as not run)", file=sys.stderr)
+    conv = verdicts(rows, a.imbalance)
+    if a.five_epoch:
+        quick = verdicts(json.loads((a.five_epoch / "results.json").read_text())["runs"], a.imbalance)
+        print("| claim | metric | 5-epoch verdict (n) | 5-epoch A − B per seed | converged verdict (n) | converged A − B per seed |")
+        print("|---|---|---|---|---|---|")
+        for q, v in zip(quick, conv):
+            print(f"| {v['claim']} | {v['metric']} | " + " | ".join(_cell(q)) + " | " + " | ".join(_cell(v)) + " |")
+        return
+    print("| claim | metric | verdict (n) | A − B per seed |\n|---|---|---|---|")
+    for v in conv:
+        print(f"| {v['claim']} | {v['metric']} | " + " | ".join(_cell(v)) + " |")
 
 
 if __name__ == "__main__":

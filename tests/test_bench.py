@@ -302,3 +302,23 @@ def test_a_method_may_run_a_subset_of_the_seeds(tmp_path):
     suite.write_text(yaml.safe_dump(data))
     with pytest.raises(LongtailError, match="drawn from the suite's seeds"):
         load_suite(suite, tmp_path / "runs")
+
+
+def test_verdicts_follow_the_per_seed_signs():
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from verdicts import decide, verdicts
+
+    assert decide([0.5, 1.0, 2.0], ">") == "holds" and decide([-0.5, -1.0], ">") == "does not"
+    assert decide([0.5, -1.0, 2.0], ">") == "mixed" and decide([0.0], ">=0") == "holds"
+    assert decide([0.4, -0.9], "~") == "holds" and decide([5.0, 6.0], ">=5") == "holds" and decide([4.9], ">=5") == "does not"
+
+    def row(m, s, tail, overall=50.0):
+        return {"method": m, "imbalance_factor": 100.0, "seed": s, "metrics": {"tail": tail, "overall": overall, "head": 60.0}}
+
+    rows = [row("dr", s, 30.0) for s in range(3)] + [row("dr_h2t", s, t) for s, t in enumerate((31.0, 29.0, 32.5))]
+    v = {x["claim"]: x for x in verdicts(rows, 100.0)}
+    h = v["H2TF raises tail accuracy (DR -> DR + H2T)"]
+    assert h["verdict"] == "mixed" and h["diffs"] == {0: 1.0, 1: -1.0, 2: 2.5} and h["pair"] == ("dr_h2t", "dr")
+    assert v["cRT beats CE"]["verdict"] == "not run"
