@@ -31,10 +31,10 @@ CLAIMS = [
     ("... without losing overall accuracy to cRT", "overall", ">=0", [("bns_ipdpp", "crt"), ("ws_bns_ipdpp", "ws_crt")]),
     ("IP-DPP beats uniform under-sampling to the same k (after BNS)", "overall", ">", [("bns_ipdpp", "bns_random"), ("ws_bns_ipdpp", "ws_bns_random")]),
     ("IP-DPP beats uniform under-sampling to the same k (after CE)", "overall", ">", [("ipdpp", "random_us"), ("ws_ipdpp", "ws_random_us")]),
-    ("BNS representation beats CE's: linear probe", "overall", ">", [("bns", "ce_probe"), ("ws_bns", "ws_ce_probe")]),
-    ("BNS representation beats CE's: cRT read-out", "overall", ">", [("bns_crt", "crt"), ("ws_bns_crt", "ws_crt")]),
-    ("H2TF raises tail accuracy (DR -> DR + H2T)", "tail", ">", [("dr_h2t", "dr")]),
-    ("... without hurting head accuracy (DR -> DR + H2T)", "head", ">=0", [("dr_h2t", "dr")]),
+    ("BNS representation beats CE's: linear probe", "overall", ">", [("bns", "ce_probe"), ("ws_bns", "ws_ce_probe"), ("bns_e5", "ce_probe_e5")]),
+    ("BNS representation beats CE's: cRT read-out", "overall", ">", [("bns_crt", "crt"), ("ws_bns_crt", "ws_crt"), ("bns_crt_e5", "crt_e5")]),
+    ("H2TF raises tail accuracy (DR -> DR + H2T)", "tail", ">", [("dr_h2t", "dr"), ("ce_h2tf_ft10_mixup", "crt_ft10_mixup")]),
+    ("... without hurting head accuracy (DR -> DR + H2T)", "head", ">=0", [("dr_h2t", "dr"), ("ce_h2tf_ft10_mixup", "crt_ft10_mixup")]),
     ("H2TF raises tail accuracy on CE's classifier stage", "tail", ">", [("ce_h2tf", "ce_cls"), ("ce_h2tf", "crt")]),
     ("... without hurting head accuracy", "head", ">=0", [("ce_h2tf", "ce_cls"), ("ce_h2tf", "crt")]),
     ("PI-H2T beats its PIF half (CE)", "overall", ">", [("ce_pih2t", "ce_pif_cls"), ("ce_pih2t", "ce_pif_crt")]),
@@ -79,14 +79,27 @@ def _cell(v: dict) -> tuple[str, str]:
     if not d:
         return "not run", "—"
     seeds = ", ".join(f"{x:+.1f}" for x in d.values())
-    return f"{v['verdict']} ({len(d)})", f"{v['pair'][0]} − {v['pair'][1]}: {seeds} (mean {sum(d.values()) / len(d):+.2f})"
+    where = f" [{v['source']}]" if v.get("source") else ""
+    return f"{v['verdict']} ({len(d)})", f"{v['pair'][0]} − {v['pair'][1]}: {seeds} (mean {sum(d.values()) / len(d):+.2f}){where}"
+
+
+def first_decided(folders: list[Path], imbalance: float) -> list[dict]:
+    """Per claim, the verdict from the first folder that has its rows (suites are not pooled:
+    their method ids mean different runs)."""
+    per = [(p.name, verdicts(json.loads((p / "results.json").read_text())["runs"], imbalance)) for p in folders]
+    out = []
+    for i in range(len(CLAIMS)):
+        hit = next(({**v[i], "source": name} for name, v in per if v[i]["diffs"]), None)
+        out.append(hit or per[0][1][i])
+    return out
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, nargs="+", help="bench results folders (holding results.json); rows are pooled")
     ap.add_argument("--if", dest="imbalance", type=float, default=100.0)
-    ap.add_argument("--five-epoch", type=Path, help="the quick tier's results folder: a column of 5-epoch verdicts beside")
+    ap.add_argument("--five-epoch", type=Path, nargs="+", help="5-epoch results folders: a column of their verdicts beside "
+                    "(per claim, the first folder holding its rows)")
     a = ap.parse_args(argv)
     rows = []
     for p in a.results:
@@ -96,7 +109,7 @@ def main(argv=None) -> None:
             print(f"(no {p / 'results.json'} yet: its rows count as not run)", file=sys.stderr)
     conv = verdicts(rows, a.imbalance)
     if a.five_epoch:
-        quick = verdicts(json.loads((a.five_epoch / "results.json").read_text())["runs"], a.imbalance)
+        quick = first_decided(a.five_epoch, a.imbalance)
         print("| claim | metric | 5-epoch verdict (n) | 5-epoch A − B per seed | converged verdict (n) | converged A − B per seed |")
         print("|---|---|---|---|---|---|")
         for q, v in zip(quick, conv):

@@ -93,3 +93,15 @@ def test_config_reference_is_current():
         for f in dataclasses.fields(cls):
             key = f"{prefix}.{f.name}".lstrip(".")
             assert f"`{key}`" in doc or f.name in ("data", "model", "augment", "stages", "engine", "eval", "optimizer", "schedule"), key
+
+
+def test_same_run_ignores_how_a_run_is_carried_out_and_keys_added_since():
+    from longtail.config import RunConfig, same_run, to_dict
+
+    new = load_config(None, ["stages.0.epochs=3", "data.workers=-1"])
+    old = to_dict(load_config(None, ["stages.0.epochs=3", "data.workers=4", "engine.checkpoint_every=5"]))
+    del old["data"]["verify"], old["stages"][0]["schedule"]["step"]  # written before these keys existed
+    assert same_run(old, new) == []
+    old["stages"][0]["epochs"] = 4
+    assert same_run(old, new) == ["stages.0.epochs"]
+    assert same_run(RunConfig(), RunConfig(seed=1)) == ["seed"]

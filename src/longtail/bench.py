@@ -50,7 +50,7 @@ from pathlib import Path
 
 import yaml
 
-from longtail.config import RunConfig, apply_overrides, from_dict, to_dict
+from longtail.config import RunConfig, apply_overrides, from_dict, same_run, to_dict
 from longtail.errors import LongtailError
 
 METRIC_KEYS = ("overall", "many", "medium", "few", "head", "tail", "tail3", "ece")
@@ -287,6 +287,9 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
             log(f"note: those base runs were recorded on {', '.join(there)}, this is {here}: float kernels differ between "
                 "CPUs, so the re-trained weights, and the rows that reuse them, can differ from the recorded base rows")
     todo = bases + todo
+    # the code this process runs: read once, at the start (a commit made while the grid runs
+    # does not change what is already imported)
+    commit = _git_commit(out)
     t0 = time.perf_counter()
     cost = [_cost(r) for r in todo]
     for i, r in enumerate(todo):
@@ -297,7 +300,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         resume_run = (r.run_dir / "checkpoint.pt").exists()
         r.run_dir.mkdir(parents=True, exist_ok=True)
         if not resume_run:
-            (r.run_dir / "commit.txt").write_text(_git_commit(out) + "\n")
+            (r.run_dir / "commit.txt").write_text(commit + "\n")
         t = time.perf_counter()
         Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
         (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
@@ -313,7 +316,7 @@ def _check_folder_config(r: SuiteRun) -> None:
     """A run folder (possibly shared with another suite) must hold this very run."""
     f = r.run_dir / "config.yaml"
     # through the dataclasses, so keys added to the config schema since the run compare equal
-    if f.exists() and to_dict(from_dict(RunConfig, yaml.safe_load(f.read_text()))) != to_dict(r.cfg):
+    if f.exists() and same_run(yaml.safe_load(f.read_text()), r.cfg):
         raise LongtailError(f"{r.run_dir} holds a run with a different config than '{r.method}' seed {r.seed} of this suite",
                             "give the method another id, or another 'runs' folder to the suite")
 
@@ -351,9 +354,18 @@ def _recorded_rows(out: Path, runs: list[SuiteRun]) -> dict:
     f = out / "results.json"
     if not f.exists():
         return {}
-    want = {r.key: to_dict(r.cfg) for r in runs}
+    want = {r.key: r.cfg for r in runs}
     rows = json.loads(f.read_text()).get("runs", [])
-    return {k: x for x in rows if want.get(k := (x["method"], float(x["imbalance_factor"]), x["seed"])) == x.get("config")}
+    out = {}
+    for x in rows:
+        k = (x["method"], float(x["imbalance_factor"]), x["seed"])
+        if k in want and x.get("config") is not None:
+            try:
+                if not same_run(x["config"], want[k]):
+                    out[k] = x
+            except LongtailError:  # a row whose config no longer validates is not this run
+                pass
+    return out
 
 
 def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | None = None) -> list[dict]:

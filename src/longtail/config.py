@@ -307,6 +307,34 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# keys that change how a run is carried out, not what it computes: two configs that differ only
+# here describe the same run (a finished one is not re-run, a resume is not refused)
+RUN_FREE_KEYS = ("data.workers", "data.verify", "engine.progress", "engine.checkpoint_every",
+                 "engine.checkpoint_minutes", "engine.eval_batch_size")
+
+
+def same_run(a, b, free: tuple[str, ...] = RUN_FREE_KEYS) -> list[str]:
+    """The keys (dotted) in which configs ``a`` and ``b`` (RunConfig or its dict, possibly written
+    by an older longtail: read through the dataclasses, so keys added since take their
+    defaults) differ, outside ``free``; empty when they describe the same run."""
+    fa, fb = (flat_keys(to_dict(c if isinstance(c, RunConfig) else from_dict(RunConfig, c))) for c in (a, b))
+    return [k for k in sorted(set(fa) | set(fb)) if not k.startswith(free) and fa.get(k) != fb.get(k)]
+
+
+def flat_keys(d, prefix: str = "") -> dict:
+    """``{'a': {'b': 1}, 'l': [{'c': 2}]}`` -> ``{'a.b': 1, 'l.0.c': 2}`` (lists of scalars stay whole)."""
+    if isinstance(d, dict) and d:
+        items = d.items()
+    elif isinstance(d, list) and any(isinstance(v, (dict, list)) for v in d):
+        items = enumerate(d)
+    else:
+        return {prefix: d}
+    out = {}
+    for k, v in items:
+        out.update(flat_keys(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise LongtailError(f"--set {item!r} is not key=value", "write e.g. --set stages.0.epochs=5")

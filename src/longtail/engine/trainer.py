@@ -56,17 +56,6 @@ def load_weights(path: str | Path) -> dict:
         raise LongtailError(f"model.init: cannot load {p} ({type(e).__name__}: {e})", "use a model.pt written by longtail") from None
 
 
-def _flat(d, prefix: str = "") -> dict:
-    """``{'a': {'b': 1}, 'l': [{'c': 2}]}`` -> ``{'a.b': 1, 'l.0.c': 2}``."""
-    out = {}
-    items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else None
-    if items is None or (isinstance(d, list) and not any(isinstance(v, (dict, list)) for v in d)):
-        return {prefix: d}
-    for k, v in items:
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
 def check_run(cfg: RunConfig) -> None:
     """Every error a config can hold that no data is needed to see."""
     from longtail.methods.base import check_method_spec
@@ -483,18 +472,17 @@ class Trainer:
             return
         import yaml
 
-        from longtail.config import RunConfig, from_dict, to_dict
+        from longtail.config import RUN_FREE_KEYS, flat_keys, from_dict, same_run, to_dict
 
         try:
-            stored = to_dict(from_dict(RunConfig, yaml.safe_load(stored_file.read_text())))
+            stored = from_dict(RunConfig, yaml.safe_load(stored_file.read_text()))
         except LongtailError as e:
             raise LongtailError(f"--resume: the stored {stored_file} no longer validates ({e})",
                                 "resume with the longtail version that started the run, or start a new run") from None
-        free = {"engine.device", "engine.threads", "engine.progress", "engine.eval_batch_size"}
-        diff = [k for k in sorted(set(_flat(stored)) | set(_flat(to_dict(self.cfg))))
-                if k not in free and _flat(stored).get(k) != _flat(to_dict(self.cfg)).get(k)]
+        diff = same_run(stored, self.cfg, RUN_FREE_KEYS + ("engine.device", "engine.threads"))
         if diff:
-            shown = ", ".join(f"{k} (stored {_flat(stored).get(k)!r}, now {_flat(to_dict(self.cfg)).get(k)!r})" for k in diff[:5])
+            was, now = flat_keys(to_dict(stored)), flat_keys(to_dict(self.cfg))
+            shown = ", ".join(f"{k} (stored {was.get(k)!r}, now {now.get(k)!r})" for k in diff[:5])
             raise LongtailError(f"--resume: the config differs from the one {self.out} was started with: {shown}"
                                 + (f" and {len(diff) - 5} more" if len(diff) > 5 else ""),
                                 f"resume with the stored config (longtail train --resume {self.out}), or start a new run with --out")
