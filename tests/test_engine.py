@@ -8,7 +8,6 @@ import torch
 
 from conftest import die_after_epochs, write_mnist_folder
 from longtail.config import load_config
-from longtail.engine import trainer as trainer_mod
 from longtail.engine.runtime import RunLock
 from longtail.engine.trainer import Trainer
 from longtail.errors import LongtailError
@@ -43,19 +42,10 @@ class Killed(Exception):
 def test_resume_is_bit_exact(tiny_root, reference_run, tmp_path, monkeypatch, kill_after):
     """Stop the run after ``kill_after`` epochs (inside stage 1, at the stage boundary, inside
     stage 2), resume in a new Trainer, and compare every weight to the uninterrupted run."""
-    real = trainer_mod.Trainer._train_epoch
-    calls = {"n": 0}
-
-    def dying(self, *a, **k):
-        if calls["n"] == kill_after:
-            raise Killed()
-        calls["n"] += 1
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    restore = die_after_epochs(monkeypatch, kill_after, Killed)
     with pytest.raises(Killed):
         Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)
+    restore()
     with pytest.raises(LongtailError, match="--resume"):
         Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
     Trainer(tiny_cfg(tiny_root), tmp_path, resume=True, log=lambda m: None).run()
