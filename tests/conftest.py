@@ -77,6 +77,17 @@ def _threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="session")
+def _prepared_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("longtail-cache")
+
+
+@pytest.fixture(autouse=True)
+def _cache(_prepared_root, monkeypatch):
+    """Prepared image sets (data.cache) go to a folder of the test session, not ~/.cache."""
+    monkeypatch.setenv("LONGTAIL_CACHE", str(_prepared_root))
+
+
 def die_after_epochs(monkeypatch, n: int, exc: type[BaseException] = KeyboardInterrupt):
     """Make ``Trainer._train_epoch`` raise ``exc`` once ``n`` epochs have run (a killed run);
     returns a function that restores the real one."""

@@ -93,9 +93,9 @@ def test_stage_augmentation_reaches_both_bns_views(tiny_root, tmp_path, monkeypa
     seen = []
     real = trainer_mod.augment
 
-    def spy(x, cfg, gen):
+    def spy(x, cfg, gen, size=None):
         seen.append(cfg.policy)
-        return real(x, cfg, gen)
+        return real(x, cfg, gen, size)
 
     monkeypatch.setattr(trainer_mod, "augment", spy)
     cfg = _cfg(tiny_root, "[{method: bns, epochs: 1, batch_size: 40, augment: {policy: simclr, strength: 2},"

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from longtail.data.augment import center_crop
 from longtail.errors import LongtailError
 
 
@@ -85,7 +86,7 @@ class LoadedModel:
             raise LongtailError(f"{run}/metrics.json records no input format (a run made before longtail 0.1.0's predict)",
                                 f"re-write its outputs: longtail train --resume {run}")
         self.class_names = inp["class_names"]
-        self.channels, self.size = inp["channels"], inp["size"]
+        self.channels, self.size, self.resize = inp["channels"], inp["size"], inp.get("resize", inp["size"])
         self.device = torch.device(device)
         net = build_model(self.cfg.model.arch, len(self.class_names), self.channels, self.cfg.model.head)
         net.load_state_dict(load_weights(run))
@@ -111,7 +112,7 @@ class LoadedModel:
                 raise LongtailError(f"no such image or folder: {p}", "pass image files or folders of images")
         if not paths:
             raise LongtailError("no images to predict", f"image types: {sorted(IMAGE_SUFFIXES)}")
-        files = FileImages(paths, self.size, self.channels)
+        files = FileImages(paths, self.resize, self.channels)
         return files, [str(p) for p in paths]
 
     @torch.no_grad()
@@ -127,7 +128,7 @@ class LoadedModel:
             steps = tqdm(steps, desc="predict", unit="batch", disable=not sys.stderr.isatty())
         for i in steps:
             part = data[i:i + batch_size] if isinstance(data, torch.Tensor) else \
-                torch.stack([data[j] for j in range(i, min(i + batch_size, len(data)))]).float() / 255.0
+                center_crop(torch.stack([data[j] for j in range(i, min(i + batch_size, len(data)))]), self.size).float() / 255.0
             out.append(self.model(part.to(self.device)).cpu())
         return torch.cat(out)
 

@@ -1,4 +1,4 @@
-"""Command line: ``longtail train | eval | info | fetch``.
+"""Command line: ``longtail train | eval | info | prepare | bench | report | predict | export | fetch``.
 
 Every user-facing failure is a :class:`LongtailError`: printed as ``error: ...`` with its fix,
 exit status 2, no traceback (``LONGTAIL_DEBUG=1`` shows it).
@@ -139,7 +139,7 @@ def _preview_views(cfg, train, counts, path: Path) -> Path:
     (seeded by the run's seed), as one PNG: a look at what the network will see."""
     import torch
 
-    from longtail.data.augment import augment
+    from longtail.data.augment import augment, center_crop
     from longtail.data.loader import BatchSource
     from longtail.engine.runtime import generator
     from longtail.evaluation.plots import plot_views
@@ -147,7 +147,7 @@ def _preview_views(cfg, train, counts, path: Path) -> Path:
     classes = [c for c, n in enumerate(counts) if n > 0][:8]
     first = [int((train.labels == c).nonzero()[0]) for c in classes]
     x, _, _ = next(BatchSource(train, torch.device("cpu"), cfg.data.workers).batches(torch.tensor(first), len(first)))
-    columns = {"image": x}
+    columns = {"image": center_crop(x, train.image_size)}
     for i, stage in enumerate(cfg.stages):
         aug = cfg.augment_for(stage)
         if aug is None:
@@ -156,8 +156,8 @@ def _preview_views(cfg, train, counts, path: Path) -> Path:
         name = stage.name or f"stage{i + 1}"
         what = f"simclr s={aug.strength:g}" if aug.policy == "simclr" else aug.policy
         for v in (1, 2):
-            columns[f"{name} ({what})\nview {v}"] = augment(x, aug, gen)
-    return plot_views(columns, path, row_labels=[f"class {c}" for c in classes], title=f"{cfg.name}: training augmentation")
+            columns[f"{name} ({what})\nview {v}"] = augment(x, aug, gen, train.image_size)
+    return plot_views(columns, path, row_labels=[train.class_names[c] for c in classes], title=f"{cfg.name}: training augmentation")
 
 
 def cmd_fetch(args) -> int:
@@ -167,6 +167,28 @@ def cmd_fetch(args) -> int:
         raise LongtailError(f"cannot fetch '{args.dataset}'", "only fashion_mnist is fetched; other data sets: download them yourself and set data.root")
     root = ensure_fashion_mnist(Path(args.root) if args.root else None, args.url or OFFICIAL_URL, use_apt=not args.no_apt)
     print(f"fashion_mnist: {root}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from longtail.config import load_config
+    from longtail.data.cache import CachedImages
+    from longtail.data.datasets import build_splits
+
+    cfg = load_config(args.config, args.overrides + ["data.cache=true", "data.in_memory=false"])
+    splits = build_splits(cfg.data)  # prepares what is not yet prepared
+    parts = [(name, part.images) for name, part in (("train", splits.train), ("test", splits.test), ("val", splits.val))
+             if part is not None and isinstance(part.images, CachedImages)]
+    if not parts:
+        print(f"nothing to prepare: {cfg.data.dataset} is read into memory as it is")
+        return 0
+    for name, images in parts:
+        if args.check:
+            images.check()
+        m = images.manifest
+        mib = m["count"] * m["channels"] * m["size"] ** 2 / 2**20
+        print(f"{name}: {len(images)} of {m['count']} prepared images at {m['size']} x {m['size']} x {m['channels']}, "
+              f"{mib:.0f} MiB in {images.folder}{' (checksums verified)' if args.check else ''}")
     return 0
 
 
@@ -236,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(i)
     i.add_argument("--views", metavar="PNG", help="also save a few training images with two augmented views per stage")
     i.set_defaults(func=cmd_info)
+    pp = sub.add_parser("prepare", help="decode a file-backed data set once into uint8 shards that training reads (data.cache)")
+    _add_config_args(pp)
+    pp.add_argument("--check", action="store_true", help="also re-hash the prepared shards against their checksums")
+    pp.set_defaults(func=cmd_prepare)
     b = sub.add_parser("bench", help="run a benchmark suite: a grid of method x imbalance factor x seed runs")
     b.add_argument("suite", help="suite file, e.g. benchmarks/suites/fashion_mnist_lt.yaml")
     b.add_argument("--tier", help="which of the suite's tiers to run (default: the suite's 'tier')")

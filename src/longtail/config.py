@@ -32,7 +32,15 @@ class DataConfig:
     # side if not square; else 224)
     image_size: int = 0
     channels: int = 0  # file-based data sets: 0 = 1 when every image is greyscale, else 3
+    # file-based data sets: the shorter side images are decoded to (centre-cropped square) when
+    # larger than the input: training crops data.image_size out of it (augment.policy), evaluation
+    # its centre (ImageNet's Resize(256) + CenterCrop(224) is resize 256, image_size 224); 0 = image_size
+    resize: int = 0
     in_memory: bool = False  # file-based data sets: decode everything up front
+    # file-based data sets: decode each image once into uint8 shards (`longtail prepare`), read
+    # them every epoch; false = decode with Pillow every epoch
+    cache: bool = True
+    cache_dir: str = ""  # where prepared images go: "" = $LONGTAIL_CACHE/prepared, else ~/.cache/longtail/prepared
     verify: bool = True  # file-based data sets: check every image opens before any training (fails fast)
     # "": the data set's own default: exponential for the balanced sets (MNIST, Fashion-MNIST,
     # CIFAR), none (the data as it is) for image folders and list files
@@ -51,7 +59,7 @@ class DataConfig:
 
     def validate(self, p: str):
         _require(self.imbalance_factor >= 1, f"{p}.imbalance_factor", self.imbalance_factor, "must be >= 1 (n_max / n_min)")
-        for k in ("num_classes", "image_size", "channels", "max_per_class", "val_per_class"):
+        for k in ("num_classes", "image_size", "resize", "channels", "max_per_class", "val_per_class"):
             _require(getattr(self, k) >= 0, f"{p}.{k}", getattr(self, k), "must be >= 0")
         _require(self.workers >= -1, f"{p}.workers", self.workers, "must be >= 0, or -1 for the cores available")
         for k in ("test_fraction", "val_fraction"):
@@ -63,11 +71,18 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "resnet32"  # resnet8/20/32, resnet18_cifar, resnet34_cifar, resnet50, resnext50, or timm:<name>
+    arch: str = "resnet32"  # resnet8/20/32, resnet18_cifar, resnet34_cifar, resnet50, resnext50, vit_tiny, or timm:<name>
     head: Literal["linear", "cosine"] = "linear"  # linear, or cosine (LDAM's normalised classifier)
+    # timm:<name> only: start from timm's pretrained weights (its download and cache); the input
+    # size and normalisation then follow the weights' own (data.image_size / data.resize left 0)
+    pretrained: bool = False
+    weights: str = ""  # a local state dict of the backbone to start from (a classifier in it is left out)
     # start from these weights (a run folder or its model.pt): decoupled methods re-use one
     # stage-1 run instead of training it again
     init: str = ""
+    # activation checkpointing: keep only each residual block's input and recompute the rest
+    # in the backward pass (about a third more compute for a fraction of the activation memory)
+    checkpointing: bool = False
 
 
 @dataclass
@@ -77,11 +92,11 @@ class AugmentConfig:
     code makes them (random resized crop of area ``crop_scale``, flip, colour jitter of
     ``strength`` s, random grey, Gaussian blur when ``blur``)."""
 
-    policy: Literal["crop_flip", "simclr"] = "crop_flip"  # crop_flip or simclr
+    policy: Literal["crop_flip", "rrc", "simclr"] = "crop_flip"  # crop_flip, rrc (random resized crop of area crop_scale + flip) or simclr
     crop_padding: int = 4  # crop_flip: zero padding before the random crop
     flip: bool = True  # random horizontal flip
     strength: float = 1.0  # simclr: jitter (0.8 s, 0.8 s, 0.8 s, 0.2 s); the BNS code: s = 2 in BNS, 1 after
-    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # simclr: area fraction of the crop
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # rrc, simclr: area fraction of the crop
     blur: bool = True  # simclr
 
     def validate(self, p: str):
@@ -148,10 +163,17 @@ class StageConfig:
     # augment section: keys it leaves out take their defaults, not the run's values)
     augment: bool | AugmentConfig = True
     eval_every: int = 0  # evaluate on test/val every k epochs (0: at the end of the stage)
+    # gradient accumulation: each optimiser step's batch_size images pass in n micro-batches
+    # (the global batch, lr and schedule unchanged; BatchNorm and batch-coupled losses, e.g.
+    # BNS's negatives, see the micro-batch: the log says which)
+    accumulate: int = 1
 
     def validate(self, p: str):
         _require(self.epochs >= 0, f"{p}.epochs", self.epochs, "must be >= 0")
         _require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "must be >= 1")
+        _require(self.accumulate >= 1, f"{p}.accumulate", self.accumulate, "must be >= 1 (micro-batches per step)")
+        _require(self.batch_size % self.accumulate == 0, f"{p}.accumulate", self.accumulate,
+                 f"must divide batch_size {self.batch_size}")
         _require(self.train in ("", "all", "head"), f"{p}.train", self.train, "must be 'all' or 'head'")
         from longtail.data.samplers import SAMPLERS
 
@@ -171,6 +193,7 @@ class EngineConfig:
     grad_clip: float = 0.0  # max global grad norm (0 = off)
     eval_batch_size: int = 512  # batch size of evaluation and embedding passes
     progress: bool = True  # progress bars in a terminal
+    tensorboard: bool = False  # also write the curves for TensorBoard to RUN/tensorboard/ (pip install 'longtail[tensorboard]')
     # a checkpoint every this many epochs and/or minutes (whichever comes first; 0 = not by
     # that rule), and always at the end of a stage; a resume replays from the last one exactly
     checkpoint_every: int = 1

@@ -8,3 +8,6 @@ class LongtailError(Exception):
         self.problem = problem
         self.fix = fix
         super().__init__(problem if fix is None else f"{problem}\n  fix: {fix}")
+
+    def __reduce__(self):  # survives pickling (errors raised in decoding workers)
+        return type(self), (self.problem, self.fix)

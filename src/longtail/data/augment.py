@@ -1,17 +1,21 @@
 """Augmentation on whole batches of image tensors (no per-image Python, no PIL).
 
-Two policies, each drawn per image from a seeded CPU generator (so a run's draws do not depend
-on the device):
+Three policies, each drawn per image from a seeded CPU generator (so a run's draws do not
+depend on the device):
 
 - ``crop_flip``: random crop of the zero-padded image (torchvision ``RandomCrop(size,
   padding)``) and horizontal flip, on uint8;
+- ``rrc``: random resized crop (area ∈ ``crop_scale``, aspect ∈ [3/4, 4/3]; torchvision
+  ``RandomResizedCrop(size)``) and flip, the ImageNet training crop, on float;
 - ``simclr``: the contrastive-learning pipeline of Chen et al. 2020 (SimCLR, §B.1) as the BNS
   authors' code builds it (``get_simclr_pipeline_transform(size, s)``): random resized crop
   (area ∈ ``crop_scale``, aspect ∈ [3/4, 4/3]), flip, colour jitter (brightness, contrast,
   saturation 0.8·s, hue 0.2·s, in random order) with probability 0.8, grey with probability
   0.2, then a Gaussian blur with kernel ``2⌊⌊0.1·size⌋/2⌋ + 1`` and σ ~ U(0.1, 2), on float.
 
-:func:`normalize` then converts to the network's input.
+Each takes an output ``size`` smaller than the stored images where the data set stores them
+larger (``data.resize``); evaluation then takes the centre (:func:`center_crop`).
+:func:`normalize` converts to the network's input.
 """
 
 from __future__ import annotations
@@ -25,17 +29,19 @@ from longtail.data import color
 from longtail.data.device import constant, to_device
 
 
-def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Crop each image of ``x`` (B x C x H x W) at a random offset of its zero-padded copy and
-    mirror it with probability 1/2."""
+def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator,
+                     size: int | None = None) -> torch.Tensor:
+    """Crop ``size`` x ``size`` (default: the image's own size) out of each image of ``x``
+    (B x C x H x W) at a random offset of its zero-padded copy and mirror it with probability 1/2."""
     b, c, h, w = x.shape
-    if padding > 0:
-        padded = F.pad(x, (padding, padding, padding, padding))
+    oh, ow = (size, size) if size else (h, w)
+    if padding > 0 or (oh, ow) != (h, w):
+        padded = F.pad(x, (padding, padding, padding, padding)) if padding > 0 else x
         # offsets come from the (CPU) generator so a run's draws do not depend on the device
-        dy = to_device(torch.randint(0, 2 * padding + 1, (b,), generator=generator), x.device)
-        dx = to_device(torch.randint(0, 2 * padding + 1, (b,), generator=generator), x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # B x H x 1
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # B x 1 x W
+        dy = to_device(torch.randint(0, h + 2 * padding - oh + 1, (b,), generator=generator), x.device)
+        dx = to_device(torch.randint(0, w + 2 * padding - ow + 1, (b,), generator=generator), x.device)
+        rows = (dy[:, None] + torch.arange(oh, device=x.device))[:, :, None]  # B x H x 1
+        cols = (dx[:, None] + torch.arange(ow, device=x.device))[:, None, :]  # B x 1 x W
         batch = torch.arange(b, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
     return random_flip(x, generator) if flip else x
@@ -81,23 +87,24 @@ def resized_crop_boxes(b: int, h: int, w: int, scale, ratio, generator: torch.Ge
     return torch.stack((top, left, bh, bw), 1)
 
 
-def resized_crop(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Cut box (top, left, height, width) out of each float image and resize it back to the
-    image's size by bilinear interpolation with half-pixel centres, edges clamped to the box:
-    ``F.interpolate(crop, size, mode="bilinear", align_corners=False)`` of every image's crop,
-    done for all images in one ``grid_sample``."""
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """Cut box (top, left, height, width) out of each float image and resize it to ``size`` x
+    ``size`` (default: the image's own size) by bilinear interpolation with half-pixel centres,
+    edges clamped to the box: ``F.interpolate(crop, size, mode="bilinear", align_corners=False)``
+    of every image's crop, done for all images in one ``grid_sample``."""
     b, _, h, w = x.shape
+    oh, ow = (size, size) if size else (h, w)
 
-    def source(start, length, size):  # B x size pixel coordinates read for each output pixel
+    def source(start, length, out, full):  # B x out pixel coordinates read for each output pixel
         start, length = to_device(start.to(x.dtype), x.device)[:, None], to_device(length.to(x.dtype), x.device)[:, None]
-        k = torch.arange(size, dtype=x.dtype, device=x.device)[None]
-        pos = torch.maximum(start + (k + 0.5) * length / size - 0.5, start)
+        k = torch.arange(out, dtype=x.dtype, device=x.device)[None]
+        pos = torch.maximum(start + (k + 0.5) * length / out - 0.5, start)
         pos = torch.minimum(pos, start + length - 1)
-        return (2 * pos + 1) / size - 1  # grid_sample's units (align_corners=False)
+        return (2 * pos + 1) / full - 1  # grid_sample's units (align_corners=False)
 
     top, left, bh, bw = boxes.unbind(1)
-    gy, gx = source(top, bh, h), source(left, bw, w)
-    grid = torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), -1)
+    gy, gx = source(top, bh, oh, h), source(left, bw, ow, w)
+    grid = torch.stack((gx[:, None, :].expand(b, oh, ow), gy[:, :, None].expand(b, oh, ow)), -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -149,25 +156,44 @@ def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator) -> t
     return torch.where(on.view(-1, 1, 1, 1), color.grayscale(x).expand_as(x), x)
 
 
-def simclr_augment(x: torch.Tensor, strength: float, generator: torch.Generator, crop_scale=(0.08, 1.0),
-                   flip: bool = True, blur: bool = True) -> torch.Tensor:
-    """The SimCLR view of each uint8 image (module docstring), as float in [0, 1]."""
+def rrc_flip(x: torch.Tensor, generator: torch.Generator, crop_scale=(0.08, 1.0), flip: bool = True,
+             size: int | None = None) -> torch.Tensor:
+    """A random resized crop (area ∈ ``crop_scale``, aspect ∈ [3/4, 4/3]) of each uint8 image
+    at ``size`` (default: its own), mirrored with probability 1/2, as float in [0, 1]."""
     b, _, h, w = x.shape
-    out = resized_crop(x.float() / 255.0, resized_crop_boxes(b, h, w, crop_scale, (3 / 4, 4 / 3), generator))
-    if flip:
-        out = random_flip(out, generator)
+    out = resized_crop(x.float() / 255.0, resized_crop_boxes(b, h, w, crop_scale, (3 / 4, 4 / 3), generator), size)
+    return random_flip(out, generator) if flip else out
+
+
+def simclr_augment(x: torch.Tensor, strength: float, generator: torch.Generator, crop_scale=(0.08, 1.0),
+                   flip: bool = True, blur: bool = True, size: int | None = None) -> torch.Tensor:
+    """The SimCLR view of each uint8 image (module docstring), as float in [0, 1]."""
+    out = rrc_flip(x, generator, crop_scale, flip, size)
     out = random_grayscale(color_jitter(out, strength, 0.8, generator), 0.2, generator)
     if blur:
         # the BNS code's GaussianBlur(kernel_size=int(0.1 * size)) rounds the kernel up to odd
-        out = gaussian_blur(out, int(0.1 * h) // 2, _uniform(b, 0.1, 2.0, generator))
+        out = gaussian_blur(out, int(0.1 * out.shape[-2]) // 2, _uniform(out.shape[0], 0.1, 2.0, generator))
     return out
 
 
-def augment(x: torch.Tensor, cfg, generator: torch.Generator) -> torch.Tensor:
-    """Apply the policy of ``cfg`` (a :class:`longtail.config.AugmentConfig`) to a uint8 batch."""
+def augment(x: torch.Tensor, cfg, generator: torch.Generator, size: int | None = None) -> torch.Tensor:
+    """Apply the policy of ``cfg`` (a :class:`longtail.config.AugmentConfig`) to a uint8 batch,
+    giving ``size`` x ``size`` images (default: the batch's own size)."""
+    size = None if size == x.shape[-1] == x.shape[-2] else size
     if cfg.policy == "simclr":
-        return simclr_augment(x, cfg.strength, generator, cfg.crop_scale, cfg.flip, cfg.blur)
-    return random_crop_flip(x, cfg.crop_padding, cfg.flip, generator)
+        return simclr_augment(x, cfg.strength, generator, cfg.crop_scale, cfg.flip, cfg.blur, size)
+    if cfg.policy == "rrc":
+        return rrc_flip(x, generator, cfg.crop_scale, cfg.flip, size)
+    return random_crop_flip(x, cfg.crop_padding, cfg.flip, generator, size)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` x ``size`` of each image (evaluation's crop of larger stored images)."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+    top, left = int(round((h - size) / 2)), int(round((w - size) / 2))  # torchvision's CenterCrop
+    return x[..., top:top + size, left:left + size]
 
 
 def normalize(x: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:

@@ -102,15 +102,25 @@ def _read_raw(cfg, notes: list[str]) -> tuple:
     parsed = [formats.read_list_file(Path(p), root, cfg.num_classes or None) if p else None for p in lists]
     num_classes = cfg.num_classes or int(max(int(p[1].max()) for p in parsed if p) + 1)
     size = cfg.image_size or 224
-    notes.append(f"images decoded at {size} x {size}, {cfg.channels or 3} channel(s) (data.image_size, data.channels)")
+    notes.append(f"images decoded at {_sizes(cfg, size)}, {cfg.channels or 3} channel(s) (data.image_size, data.resize, data.channels)")
     out = []
     for p, lst in zip(parsed, lists):
         if p is None:
             out.append(None)
             continue
         formats.check_files_exist(p[0], lst)
-        out.append(_file_set(p[0], p[1], num_classes, size, cfg.channels or 3, cfg.in_memory, []))
+        out.append(_file_set(p[0], p[1], num_classes, size, cfg.channels or 3, cfg, [], notes))
     return out[0], out[1], out[2]
+
+
+def _sizes(cfg, size: int) -> str:
+    """How images are stored and cropped, for the log."""
+    if cfg.resize and cfg.resize < size:
+        raise LongtailError(f"data.resize = {cfg.resize} is below the input size {size}",
+                            f"set data.resize >= {size} (ImageNet's recipe: 256 for 224, about 1.14 x the input), or 0")
+    if cfg.resize and cfg.resize != size:
+        return f"{cfg.resize} x {cfg.resize} (shorter side, centre crop), input {size} x {size} cut from them (training: the augmentation's crop, evaluation: the centre)"
+    return f"{size} x {size}"
 
 
 def _read_image_folder(cfg, notes: list[str]):
@@ -168,8 +178,8 @@ def _read_image_folder(cfg, notes: list[str]):
             how = "data.image_size"
         if not channels:
             channels = 1 if all(mode in ("1", "L", "I", "I;16", "F") for _, mode in shapes) else info.channels
-        notes.append(f"images decoded at {size} x {size} ({how}), {channels} channel(s)")
-    out = [None if s is None else _file_set(s[0], s[1], len(classes), size, channels, cfg.in_memory, classes) for s in sets]
+        notes.append(f"images decoded at {_sizes(cfg, size)} ({how}), {channels} channel(s)")
+    out = [None if s is None else _file_set(s[0], s[1], len(classes), size, channels, cfg, classes, notes) for s in sets]
     return out[0], out[1], out[2], manifest
 
 
@@ -224,11 +234,19 @@ def _mnist_root(root: str, dataset: str) -> Path:
                         "run `longtail fetch fashion_mnist` (or `make data`), or set data.root to the folder holding the idx files")
 
 
-def _file_set(paths, labels, num_classes, size, channels, in_memory, names) -> LabeledImages:
-    images = FileImages(paths, size, channels)
-    if in_memory:
+def _file_set(paths, labels, num_classes, size, channels, cfg, names, notes) -> LabeledImages:
+    """Files decoded at ``data.resize`` (else ``size``) with ``size`` the input: in memory
+    (``data.in_memory``), prepared once into shards (``data.cache``), or decoded each epoch."""
+    stored = cfg.resize or size
+    images = FileImages(paths, stored, channels)
+    if cfg.in_memory:
         images = images.materialize()
-    return LabeledImages(images, torch.from_numpy(labels), num_classes, names)
+    elif cfg.cache and len(images):
+        from longtail.data.cache import prepare
+
+        images = prepare(images, cfg.cache_dir, cfg.workers, log=lambda m: print(m, flush=True))
+        notes.append(f"{len(images)} images read from their prepared copy in {images.folder} (data.cache)")
+    return LabeledImages(images, torch.from_numpy(labels), num_classes, names, size if stored != size else 0)
 
 
 def build_splits(cfg) -> Splits:

@@ -1,8 +1,9 @@
 """Labelled image sets as the engine sees them.
 
 Small sets live in memory as one ``uint8`` tensor ``N x C x H x W`` so a batch is an index
-into it (no per-image Python). Large sets (ImageNet-LT, iNaturalist) are a list of files
-decoded by worker processes into fixed-size ``uint8`` tensors; augmentation then runs on
+into it (no per-image Python). Large sets (ImageNet-LT, iNaturalist) are a list of files,
+decoded once into shards (:mod:`longtail.data.cache`) or, with ``data.cache: false``, by
+worker processes every epoch, into fixed-size ``uint8`` images; augmentation then runs on
 whole batches either way.
 """
 
@@ -37,6 +38,10 @@ class FileImages:
         return (len(self.paths), self.channels, self.size, self.size)
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.decode(i))
+
+    def decode(self, i: int) -> np.ndarray:
+        """Image ``i`` as a ``channels x size x size`` uint8 array."""
         from PIL import Image, UnidentifiedImageError
 
         path = self.paths[i]
@@ -53,10 +58,10 @@ class FileImages:
         except FileNotFoundError:
             raise LongtailError(f"image listed but missing: {path}", "check the list file and data.root") from None
         except (UnidentifiedImageError, OSError) as e:
-            raise LongtailError(f"cannot decode image {path}: {e}", "re-download or remove this file from the list") from None
+            raise LongtailError(f"corrupt image {path}: {e}", "re-save or remove this file (from its folder or list file)") from None
         if arr.ndim == 2:
             arr = arr[:, :, None]
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
     def subset(self, idx) -> "FileImages":
         return FileImages([self.paths[i] for i in np.asarray(idx).tolist()], self.size, self.channels)
@@ -74,6 +79,9 @@ class LabeledImages:
     labels: torch.Tensor
     num_classes: int
     class_names: list[str] = field(default_factory=list)
+    # the network's input size where the stored images are larger (data.resize > data.image_size):
+    # training crops this size out of them, evaluation their centre; 0 = the stored size
+    crop: int = 0
 
     def __post_init__(self):
         self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
@@ -103,7 +111,8 @@ class LabeledImages:
 
     @property
     def image_size(self) -> int:
-        return self.images.shape[-1]
+        """The network's input size (the stored size unless ``crop`` is set)."""
+        return self.crop or self.images.shape[-1]
 
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
@@ -111,4 +120,4 @@ class LabeledImages:
     def subset(self, idx) -> "LabeledImages":
         idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.int64)
         images = self.images[idx_t] if self.in_memory else self.images.subset(idx_t.numpy())
-        return LabeledImages(images, self.labels[idx_t], self.num_classes, list(self.class_names))
+        return LabeledImages(images, self.labels[idx_t], self.num_classes, list(self.class_names), self.crop)

@@ -13,6 +13,7 @@ what an uninterrupted run does.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -25,10 +26,11 @@ import torch
 import torch.nn as nn
 
 from longtail.config import AugmentConfig, RunConfig, StageConfig, dump_config
-from longtail.data.augment import augment, normalize
-from longtail.data.datasets import Splits, build_splits
+from longtail.data.augment import augment, center_crop, normalize
+from longtail.data.datasets import Splits, build_splits, dataset_info
 from longtail.data.device import to_device
 from longtail.data.loader import BatchSource
+from longtail.data.images import LabeledImages
 from longtail.data.samplers import draw_epoch
 from longtail.engine import checkpoint as ckpt
 from longtail.engine import distributed
@@ -62,6 +64,15 @@ def check_run(cfg: RunConfig) -> None:
     from longtail.models import check_arch
 
     check_arch(cfg.model.arch)
+    if cfg.model.pretrained and not cfg.model.arch.startswith("timm:"):
+        raise LongtailError(f"model.pretrained: longtail's own '{cfg.model.arch}' has no published weights",
+                            "use a timm:<name> arch, or give your weights as model.weights: PATH")
+    if cfg.engine.tensorboard:
+        from longtail.engine.tensorboard import check_available
+
+        check_available()
+    if cfg.model.weights and not Path(cfg.model.weights).expanduser().is_file():
+        raise LongtailError(f"model.weights: no such file {cfg.model.weights}", "give the path of a saved state dict")
     for i, st in enumerate(cfg.stages):
         check_method_spec(st.method, st.method_args, f"stages.{i} ({st.name or st.method})")
 
@@ -118,19 +129,30 @@ class Trainer:
         self.device = rank_device or self.device
         log = log or (lambda msg: print(msg, flush=True))
         self.log = log if self.dist.main else (lambda msg: None)
-        self.splits = splits or build_splits(cfg.data)
+        input_note, data_cfg = self._follow_pretrained_input()
+        # rank 0 reads (and on first use prepares, data.cache) the images while the others wait,
+        # then they read its prepared copy
+        if self.dist.active and not self.dist.main:
+            distributed.barrier(self.dist)
+        self.splits = splits or build_splits(data_cfg)
+        if self.dist.active and self.dist.main:
+            distributed.barrier(self.dist)
+        if input_note:
+            self.log(f"note: {input_note}")
         for note in self.splits.notes:
             self.log(f"note: {note}")
         self.train_set = self.splits.train
         self.num_classes = self.train_set.num_classes
         self.class_counts = torch.tensor(self.train_set.class_counts(), dtype=torch.float32)
         self.source = BatchSource(self.train_set, self.device, cfg.data.workers)
+        self._sources: dict[int, BatchSource] = {}
         self.state = RunState()
         info, ch = self.splits.info, self.train_set.channels
         # a data set read with another channel count than its statistics (grey ImageNet, say)
         # uses the channel-mean of its statistics
-        self.mean = info.mean if len(info.mean) == ch else (sum(info.mean) / len(info.mean),) * ch
-        self.std = info.std if len(info.std) == ch else (sum(info.std) / len(info.std),) * ch
+        mean, std = (self._pretrained["mean"], self._pretrained["std"]) if self._pretrained else (info.mean, info.std)
+        self.mean = tuple(mean) if len(mean) == ch else (sum(mean) / len(mean),) * ch
+        self.std = tuple(std) if len(std) == ch else (sum(std) / len(std),) * ch
         self.precision = resolve_precision(cfg.engine.precision, self.device)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         if self.device.type == "cuda" and cfg.engine.precision == "auto":
@@ -141,15 +163,42 @@ class Trainer:
         self._last_save = time.monotonic()
 
     # ------------------------------------------------------------------------------ model
+    def _follow_pretrained_input(self):
+        """A timm backbone started from weights reads images as those weights were trained:
+        their normalisation, and, for file-backed data left at ``image_size: 0``, their input
+        size and resize (timm's crop_pct). Returns what the log should say ("" for none) and
+        the data section to build the splits from (the config itself is left as written)."""
+        import dataclasses
+
+        m, d = self.cfg.model, self.cfg.data
+        self._pretrained = None
+        if not m.arch.startswith("timm:") or not (m.pretrained or m.weights):
+            return "", d
+        from longtail.models import TimmBackbone
+
+        dc = TimmBackbone(m.arch[5:], 3).data_config  # the weights' data config, without downloading them
+        self._pretrained = dc
+        size = int(dc["input_size"][-1])
+        said = f"normalisation of {m.arch}'s weights (mean {tuple(round(v, 3) for v in dc['mean'])})"
+        if not d.image_size and (dataset_info(d.dataset).list_based or d.dataset == "image_folder"):
+            d = dataclasses.replace(d, image_size=size, resize=d.resize or int(round(size / dc.get("crop_pct", 1.0))))
+            said += f", input {size} px from {d.resize} px (the weights' input size and crop_pct)"
+        return said, d
+
     def _build_model(self) -> nn.Module:
         torch.manual_seed(derive_seed(self.cfg.seed, "model"))
-        model = build_model(self.cfg.model.arch, self.num_classes, self.train_set.channels, self.cfg.model.head)
+        m = self.cfg.model
+        model = build_model(m.arch, self.num_classes, self.train_set.channels, m.head, m.pretrained, m.weights)
         if self.cfg.model.init:
             try:
                 model.load_state_dict(load_weights(self.cfg.model.init))
             except RuntimeError as e:
                 raise LongtailError(f"model.init: weights in {self.cfg.model.init} do not fit {self.cfg.model.arch}/"
                                     f"{self.cfg.model.head} ({str(e).splitlines()[0]})", "use a run with the same model section") from None
+        if self.cfg.model.checkpointing:
+            from longtail.models.checkpointing import enable_checkpointing
+
+            enable_checkpointing(model.backbone)
         if self.cfg.engine.sync_bn and self.dist.active:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # GPU only (PyTorch's SyncBatchNorm)
         model = self._to_device(model)
@@ -164,7 +213,8 @@ class Trainer:
 
     def _prep(self, x_uint8: torch.Tensor, gen: torch.Generator | None, aug: AugmentConfig | None = None) -> torch.Tensor:
         """uint8 batch -> augmented by ``aug`` (when given), normalised float batch."""
-        x = normalize(augment(x_uint8, aug, gen) if aug is not None else x_uint8, self.mean, self.std)
+        size = self.train_set.image_size
+        x = normalize(augment(x_uint8, aug, gen, size) if aug is not None else center_crop(x_uint8, size), self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.engine.channels_last else x
 
     def _autocast(self):
@@ -176,22 +226,36 @@ class Trainer:
         """Logits (or pooled embeddings) of every image of ``data``, in order, no augmentation."""
         was_training = model.training
         model.eval()
-        source = data if isinstance(data, BatchSource) else BatchSource(data, self.device, self.cfg.data.workers)
+        source = data if isinstance(data, BatchSource) else self._source(data)
         outs, labels = [], []
         # each rank predicts positions rank, rank + W, ... (no padding: nothing duplicated)
         order = torch.arange(self.dist.rank, len(source), self.dist.world)
-        for x, y, _ in source.batches(order, self.cfg.engine.eval_batch_size):
+        bs = self.cfg.engine.eval_batch_size
+        progress = self._progress(math.ceil(len(order) / bs), what if what == "embeddings" else "evaluate") if len(order) > 4 * bs else None
+        for x, y, _ in source.batches(order, bs):
+            if progress is not None:
+                progress.update(1)
             with self._autocast():
                 fmap = model.features(self._prep(x, None))
                 out = model.pool(fmap) if what == "embeddings" else model.head(model.pool(fmap))
             outs.append(out.float())
             labels.append(y)
+        if progress is not None:
+            progress.close()
         model.train(was_training)
         width = self.num_classes if what == "logits" else model.feature_dim
         out = torch.cat(outs) if outs else torch.zeros(0, width, device=self.device)
         lab = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=self.device)
         n = len(source)
         return distributed.gather_rows(out, order, n, self.dist), distributed.gather_rows(lab, order, n, self.dist)
+
+    def _source(self, data: LabeledImages) -> BatchSource:
+        """One batch source per image set, kept for the run (decoding workers persist)."""
+        if data is self.train_set:
+            return self.source
+        if id(data) not in self._sources:
+            self._sources[id(data)] = BatchSource(data, self.device, self.cfg.data.workers)
+        return self._sources[id(data)]
 
     def evaluate(self, model, method, split: str = "test") -> dict:
         data = self.splits.test if split == "test" else self.splits.val
@@ -309,16 +373,9 @@ class Trainer:
             lr = learning_rate(cfg.schedule, base_lr, epoch + step / steps, cfg.epochs, 1 / steps)
             for g in opt.param_groups:
                 g["lr"] = lr
-            extra = {}
-            for n, it in extra_iters.items():
-                xe, ye, ie = next(it)
-                extra[n] = Batch(self._prep(xe, gen, aug), ye, to_device(ie, dev))
-            batch = Batch(self._prep(xb, gen, aug), yb, to_device(ib, dev), extra, view=lambda xb=xb: self._prep(xb, gen, aug))
-            check_batch_devices(batch, dev)
-            with self._autocast():
-                loss = step_module(batch)
+            extra = {n: next(it) for n, it in extra_iters.items()}
             opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            loss = self._gradients(step_module, xb, yb, ib, extra, gen, aug, cfg.accumulate)
             if fp16:
                 self.scaler.unscale_(opt)
             params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
@@ -362,6 +419,32 @@ class Trainer:
         if self.scaler.is_enabled():
             row["loss_scale"] = self.scaler.get_scale()
         return row
+
+    def _gradients(self, step_module, xb, yb, ib, extra, gen, aug, n: int) -> torch.Tensor:
+        """Back-propagate one optimiser step's batch in ``n`` micro-batches (stage.accumulate),
+        each loss weighted by its share of the batch, so the gradient is that of the batch's mean
+        loss; under DDP only the last micro-batch all-reduces. Returns that loss, detached."""
+        dev = self.device
+        # n near-equal parts; fewer where the batch (an epoch's last) is too short for two
+        # images a part, which BatchNorm needs
+        b = len(yb)
+        m = max(1, min(n, b // 2))
+        ends = [b * (i + 1) // m for i in range(m)]
+        parts = [slice(lo, hi) for lo, hi in zip([0] + ends[:-1], ends)]
+        total = torch.zeros((), device=dev)
+        for j, s in enumerate(parts):
+            xs = xb[s]
+            ex = {name: Batch(self._prep(xe[s], gen, aug), ye[s], to_device(ie[s], dev)) for name, (xe, ye, ie) in extra.items()}
+            batch = Batch(self._prep(xs, gen, aug), yb[s], to_device(ib[s], dev), ex, view=lambda xs=xs: self._prep(xs, gen, aug))
+            check_batch_devices(batch, dev)
+            quiet = j < len(parts) - 1 and hasattr(step_module, "no_sync")
+            with step_module.no_sync() if quiet else contextlib.nullcontext():
+                with self._autocast():
+                    loss = step_module(batch)
+                w = len(batch.y) / len(yb)
+                self.scaler.scale(loss * w if len(parts) > 1 else loss).backward()
+            total = total + loss.detach().float() * w
+        return total
 
     def _step_module(self, model, method) -> nn.Module:
         """The training step as one module (wrapped in DistributedDataParallel on several
@@ -505,6 +588,18 @@ class Trainer:
         elif cfg.start_stage:
             self.state = RunState(stage=cfg.start_stage, stage_metrics=self._inherited_metrics())
         t_run = time.perf_counter()
+        board = None
+        if self.cfg.engine.tensorboard and self.dist.main:
+            from longtail.engine.tensorboard import Scalars
+
+            board = Scalars(self.out / "tensorboard")
+        try:
+            return self._train_stages(model, loaded, board, t_run)
+        finally:
+            if board is not None:
+                board.close()
+
+    def _train_stages(self, model, loaded, board, t_run) -> dict:
         method = None
         for rs in self.stages:
             if rs.index < self.state.stage:
@@ -523,12 +618,19 @@ class Trainer:
             loaded = None
             self.log(f"== {rs.name}: {rs.cfg.method}, {rs.cfg.epochs} epochs, sampler {rs.sampler}, "
                      f"train {rs.train}{', new head' if rs.reinit_head else ''}")
+            if rs.cfg.accumulate > 1:
+                micro = self._rank_batch(rs.cfg) // rs.cfg.accumulate
+                coupled = f"; {method.batch_coupled}" if method.batch_coupled else ""
+                self.log(f"note: {rs.name}: {rs.cfg.accumulate} micro-batches of {micro} images a step (stage.accumulate): "
+                         f"BatchNorm statistics come from {micro} images{coupled}")
             for epoch in range(self.state.epoch, rs.cfg.epochs):
                 row = self._train_epoch(model, method, opt, rs, epoch)
                 if rs.cfg.eval_every and (epoch + 1) % rs.cfg.eval_every == 0 and epoch + 1 < rs.cfg.epochs:
                     m = self.evaluate(model, method)
                     row.update(test_acc=round(m["overall"], 2))
                 self.state.history.append(row)
+                if board is not None:
+                    board.epoch(row, len(self.state.history))
                 self.state.epoch = epoch + 1
                 if self._checkpoint_due(epoch + 1, rs.cfg.epochs):
                     self._save(model, opt, method)
@@ -540,6 +642,8 @@ class Trainer:
             if self.splits.val is not None:
                 entry["val"] = {k: v for k, v in self.evaluate(model, method, "val").items() if k != "confusion_matrix"}
             self.state.stage_metrics.append(entry)
+            if board is not None:
+                board.stage(rs.name, m, len(self.state.history))
             lead = "" if m["test_balanced"] else f"balanced {m['balanced']:.2f} (imbalanced test set)  "
             self.log(f"  {rs.name} test: {lead}overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  "
                      f"ece {m['ece']:.2f}")
@@ -571,7 +675,8 @@ class Trainer:
                       "precision": self.precision,
                       # what a loaded model needs to read new images as this run did (longtail.load)
                       "input": {"class_names": list(self.train_set.class_names), "channels": self.train_set.channels,
-                                "size": int(self.train_set.images.shape[-1]), "mean": list(self.mean), "std": list(self.std)},
+                                "size": self.train_set.image_size, "resize": int(self.train_set.images.shape[-1]),
+                                "mean": list(self.mean), "std": list(self.std)},
                       "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
         tmp = self.out / ".metrics.json.tmp"
         tmp.write_text(json.dumps(out, indent=1))

@@ -9,9 +9,12 @@ import io
 import json
 from pathlib import Path
 
+from longtail.data.datasets import CIFAR10_CLASSES, FASHION_MNIST_CLASSES
 from longtail.errors import LongtailError
 from longtail.evaluation import plots
 from longtail.evaluation.report import GROUPS
+
+DATASET_CLASSES = {"fashion_mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 1em;max-width:1100px;color:#222}
@@ -19,6 +22,7 @@ h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}.meta{color:#666;font-size:.9em}
+table.setup th{text-align:left}table.setup td{text-align:left;white-space:normal}pre{background:#f7f7f7;padding:.6em;overflow:auto}
 """
 
 
@@ -44,23 +48,50 @@ def _page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
+def _setup(items: list[tuple[str, object]]) -> str:
+    """The header a reader needs first: what data, model and schedule produced the numbers."""
+    return "<table class='setup'>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                                             for k, v in items if v not in (None, "")) + "</table>"
+
+
+def _config_setup(cfg: dict) -> list[tuple[str, object]]:
+    d, mo = cfg.get("data", {}), cfg.get("model", {})
+    profile = d.get("profile") or "the data set's default"
+    stages = "; ".join(f"{s.get('name') or i + 1}: {s.get('method')}, {s.get('epochs')} epochs, batch {s.get('batch_size')}, "
+                       f"{(s.get('optimizer') or {}).get('name', 'sgd')} lr {(s.get('optimizer') or {}).get('lr')}"
+                       for i, s in enumerate(cfg.get("stages", [])))
+    return [("data", f"{d.get('dataset')} ({d.get('root') or 'default location'}), profile {profile}, "
+                     f"imbalance factor {d.get('imbalance_factor')}"),
+            ("model", f"{mo.get('arch')}, {mo.get('head')} head" + (", pretrained" if mo.get("pretrained") else "")),
+            ("stages", stages)]
+
+
 def run_report(run_dir: Path) -> str:
+    import yaml
+
     m = json.loads((run_dir / "metrics.json").read_text())
+    r = m.get("run", {})
     stages = m.get("stages") or [m]
-    cols = [g for g in GROUPS if any(s.get(g) is not None for s in stages)]
-    parts = ["<h2>Stages (test set)</h2>",
-             _table(["stage", "method", *cols], [[s.get("stage"), s.get("method"), *(_fmt(s.get(c)) for c in cols)] for s in stages])]
     counts = m["class_counts"]
+    names = (r.get("input") or {}).get("class_names") or [str(c) for c in range(len(counts))]
+    cfg_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
+    cfg = yaml.safe_load(cfg_text) if cfg_text else {}
+    parts = [_setup(_config_setup(cfg) + [("training images", r.get("train_images")), ("seed", r.get("seed")),
+                                          ("machine", f"{r.get('machine')}, {r.get('precision', '')}, torch {r.get('torch')}"),
+                                          ("date", r.get("date"))])]
+    cols = [g for g in GROUPS if any(s.get(g) is not None for s in stages)]
+    parts += ["<h2>Stages (test set)</h2>",
+              _table(["stage", "method", *cols], [[s.get("stage"), s.get("method"), *(_fmt(s.get(c)) for c in cols)] for s in stages])]
     parts.append("<h2>Per-class accuracy</h2>")
     series = {f"{s.get('stage')} ({s.get('method')})": s["per_class"] for s in stages}
     parts.append(f"<img alt='per-class accuracy' src='{_png(plots.plot_per_class, series, counts)}'>")
-    parts.append(_table(["class", "training images", *series], [[c, counts[c], *(_fmt(v[c]) for v in series.values())]
+    parts.append(_table(["class", "training images", *series], [[names[c], counts[c], *(_fmt(v[c]) for v in series.values())]
                                                                   for c in range(len(counts))]))
     parts.append("<h2>Confusion matrix and calibration (final stage)</h2>")
-    parts.append(f"<img alt='confusion matrix' src='{_png(plots.plot_confusion, m['confusion_matrix'])}'>")
+    parts.append(f"<img alt='confusion matrix' src='{_png(plots.plot_confusion, m['confusion_matrix'], class_names=names)}'>")
     parts.append(f"<img alt='reliability diagram' src='{_png(plots.plot_reliability, m['reliability'], ece=m['ece'])}'>")
-    r = m.get("run", {})
-    parts.append(f"<p class='meta'>seed {r.get('seed')}; {html.escape(str(r.get('machine')))}; torch {r.get('torch')}; {r.get('date')}</p>")
+    if cfg_text:
+        parts.append(f"<h2>Config</h2><details><summary>config.yaml</summary><pre>{html.escape(cfg_text)}</pre></details>")
     return _page(f"longtail run: {r.get('name', run_dir.name)}", "".join(parts))
 
 
@@ -71,7 +102,16 @@ def suite_report(results_dir: Path) -> str:
     rows = data["runs"]
     if not rows:
         raise LongtailError(f"{results_dir / 'results.json'} holds no runs", "run the suite first")
-    parts = []
+    r0 = rows[0]
+    methods_all = list(dict.fromkeys(r["method"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    parts = [_setup([
+        ("data", f"{r0['dataset']}, imbalance factor {', '.join(f'{i:g}' for i in sorted({r['imbalance_factor'] for r in rows}))}"),
+        *_config_setup(r0.get("config") or {})[1:2],
+        ("methods", f"{len(methods_all)}: {', '.join(methods_all)}"), ("seeds", ", ".join(map(str, seeds))),
+        ("runs", len(rows)), ("machine", f"{r0['machine']}, torch {r0['torch']}"),
+        ("commit", ", ".join(sorted({str(r.get('commit'))[:7] for r in rows}))),
+        ("dates", " .. ".join(dict.fromkeys((min(r["date"] for r in rows), max(r["date"] for r in rows)))))])]
     for ds, imb, sub in _groups(rows):
         methods = list(dict.fromkeys(r["method"] for r in sub))
         cols = [g for g in GROUPS if any(r["metrics"].get(g) is not None for r in sub)]
@@ -82,12 +122,15 @@ def suite_report(results_dir: Path) -> str:
             table_rows.append([mth, len(rs), *(_mean_std([r["metrics"].get(c) for r in rs]) for c in cols)])
         parts.append(_table(["method", "seeds", *cols], table_rows))
         counts = sub[0]["class_counts"]
-        parts.append(f"<img alt='per-class accuracy by method' src='{_png(plots.plot_per_class, per_class_means(sub), counts, title='per-class accuracy, mean over seeds')}'>")
+        means = per_class_means(sub)
+        known = DATASET_CLASSES.get(((sub[0].get("config") or {}).get("data") or {}).get("dataset"), [])
+        names = known if len(known) == len(counts) else None
+        parts.append(f"<img alt='per-class accuracy by method' src='{_png(plots.plot_per_class, means, counts, title='per-class accuracy, mean over seeds')}'>")
+        parts.append(f"<img alt='method by class accuracy' src='{_png(plots.plot_heatmap, means, counts, class_names=names, title='per-class accuracy (%), mean over seeds')}'>")
     imbs = sorted({r["imbalance_factor"] for r in rows})
     if len(imbs) > 1:
         parts.append("<h2>Accuracy against imbalance factor</h2>")
         parts.append(f"<img alt='accuracy against imbalance factor' src='{_png(plots.plot_against_if, rows)}'>")
-    r0 = rows[0]
     parts.append(f"<p class='meta'>Mean ± sample standard deviation over seeds. Regenerate with "
                  f"<code>{html.escape(r0['command'])}</code>. {html.escape(r0['machine'])}; torch {r0['torch']}.</p>")
     return _page(f"longtail suite: {data['suite']}", "".join(parts))

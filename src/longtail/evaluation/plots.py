@@ -61,6 +61,33 @@ def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str
     return path
 
 
+def plot_heatmap(rows: dict[str, list], class_counts, path, class_names=None, title: str = "") -> Path:
+    """Method (rows) × class (columns, most training images first) accuracy, in %, each cell
+    written when the grid is small enough to read."""
+    plt = _plt()
+    counts = np.asarray(class_counts)
+    order = np.argsort(-counts, kind="stable")
+    a = np.array([[np.nan if v is None else v for v in acc] for acc in rows.values()], dtype=float)[:, order]
+    names = [class_names[c] if class_names else str(c) for c in order]
+    fig, ax = plt.subplots(figsize=(min(3 + 0.55 * a.shape[1], 16), 1.2 + 0.35 * a.shape[0]), dpi=120)
+    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    if a.shape[1] <= 40:
+        ax.set_xticks(range(a.shape[1]), [f"{n} ({counts[c]})" for n, c in zip(names, order)], rotation=90, fontsize=7)
+    ax.set_yticks(range(a.shape[0]), list(rows), fontsize=7)
+    if a.size <= 600:
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                if not np.isnan(a[i, j]):
+                    ax.text(j, i, f"{a[i, j]:.0f}", ha="center", va="center", fontsize=6, color="white" if a[i, j] < 50 else "black")
+    ax.set_xlabel("class (training images), head → tail")
+    fig.colorbar(im, ax=ax, fraction=0.03, label="test accuracy (%)")
+    ax.set_title(title or "per-class accuracy")
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot_confusion(cm, path: Path, class_names=None) -> Path:
     plt = _plt()
     cm = np.asarray(cm, dtype=float)

@@ -82,6 +82,9 @@ class Method:
     stage_defaults: dict[str, Any] = {"sampler": "instance", "train": "all", "reinit_head": False}
     # extra batches the training step needs: name -> sampler (H2TF's head batch)
     extra_samplers: dict[str, str] = {}
+    # what, beyond BatchNorm, the loss takes from the other images of its batch (""), so that
+    # gradient accumulation (stage.accumulate) can say what a micro-batch changes
+    batch_coupled: str = ""
 
     def __init__(self, ctx: StageContext, **args):
         unknown = set(args) - set(self.params)
@@ -230,6 +233,7 @@ class Plugin(Method):
         super().__init__(ctx, **args)
         self.base = base
         self.extra_samplers = {**base.extra_samplers, **type(self).extra_samplers}
+        self.batch_coupled = "; ".join(c for c in (base.batch_coupled, type(self).batch_coupled) if c)
         self.claim(base)
 
     def claim(self, method: Method) -> None:

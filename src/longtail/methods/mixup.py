@@ -28,6 +28,7 @@ def mix_batch(x: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
 @register
 class Mixup(Plugin):
     id = "mixup"
+    batch_coupled = "mixup pairs images within the micro-batch"
     params = {"alpha": 1.0}
 
     def __init__(self, ctx, base, **args):

@@ -15,6 +15,7 @@ deployed model is exactly the base architecture.
   so the classifier must recognise the class from any member's channels and the gradient
   pulls members towards their mean. Our reading: the paper's §3 text was not reachable here
   (docs/methods/pih2t.md says what is confirmed and what was decided).
+- Token maps (a ViT's ``B × N × D``) fuse embedding channels: ``I ⊂ {1..D}``, on every token.
 - ``+pih2t``: PIF in a stage that trains the backbone, H2TF in a classifier stage, so one
   plug-in id serves both stages of a pipeline (``ce+pih2t`` → ``crt+pih2t``); arguments
   ``{pif: {ratio}, h2tf: {ratio, head_sampler}}``.
@@ -30,6 +31,13 @@ import torch.nn.functional as F
 from longtail.errors import LongtailError
 from longtail.methods.base import Batch, Plugin, register
 from longtail.losses.precision import fp32
+
+
+def channels_first(fmap: torch.Tensor) -> torch.Tensor:
+    """A token map ``B × N × D`` (ViT) as ``B × D × N``, and back: fusion then takes embedding
+    channels of every token, as it takes feature-map channels of every position of a CNN's
+    ``B × C × H × W`` (returned as it is)."""
+    return fmap.transpose(1, 2) if fmap.ndim == 3 else fmap
 
 
 def fused_channel_count(channels: int, ratio: float) -> int:
@@ -78,6 +86,7 @@ def _check_ratio(plugin: str, ratio) -> None:
 @register
 class H2TF(Plugin):
     id = "h2tf"
+    batch_coupled = "H2TF draws one channel subset per micro-batch"
     params = {"ratio": 0.25, "head_sampler": "instance"}
     extra_samplers = {"head": "instance"}
 
@@ -92,13 +101,15 @@ class H2TF(Plugin):
             return fmap
         head = batch.extra["head"]
         with torch.set_grad_enabled(not self.ctx.frozen_backbone and torch.is_grad_enabled()):
-            f_head = self.ctx.model.features(head.x)
-        return head_to_tail_fuse(fmap, f_head, random_channels(fmap, self.args["ratio"]))
+            f_head = channels_first(self.ctx.model.features(head.x))
+        f = channels_first(fmap)
+        return channels_first(head_to_tail_fuse(f, f_head, random_channels(f, self.args["ratio"])))
 
 
 @register
 class PIF(Plugin):
     id = "pif"
+    batch_coupled = "PIF fuses with class means of the micro-batch"
     params = {"ratio": 0.25}
 
     def __init__(self, ctx, base, **args):
@@ -109,8 +120,9 @@ class PIF(Plugin):
         fmap = super().transform_features(fmap, batch)
         if not self.ctx.model.training:
             return fmap
-        channels = random_channels(fmap, self.args["ratio"])
-        return class_mean_fuse(fmap, batch.y, channels, self.ctx.num_classes, self.ctx.gather)
+        f = channels_first(fmap)
+        channels = random_channels(f, self.args["ratio"])
+        return channels_first(class_mean_fuse(f, batch.y, channels, self.ctx.num_classes, self.ctx.gather))
 
 
 @register
@@ -124,6 +136,7 @@ class PIH2T(Plugin):
         super().__init__(ctx, base, **args)
         self.half = H2TF(ctx, base, **self.args["h2tf"]) if ctx.frozen_backbone else PIF(ctx, base, **self.args["pif"])
         self.extra_samplers = self.half.extra_samplers
+        self.batch_coupled = self.half.batch_coupled
         self.claim(base)  # the half claimed the base when it was built
 
     def transform_features(self, fmap, batch):

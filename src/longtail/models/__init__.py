@@ -9,27 +9,45 @@ from longtail.errors import LongtailError
 from longtail.models.heads import CosineHead, LinearHead, LWSHead, make_head, tau_normalize
 from longtail.models.resnet_cifar import resnet8, resnet18_cifar, resnet20, resnet32, resnet34_cifar
 from longtail.models.resnet_imagenet import resnet50, resnext50
+from longtail.models.vit import vit_tiny
 
-BACKBONES = {"resnet8": resnet8, "resnet20": resnet20, "resnet32": resnet32, "resnet18_cifar": resnet18_cifar, "resnet34_cifar": resnet34_cifar, "resnet50": resnet50, "resnext50": resnext50}
+BACKBONES = {"resnet8": resnet8, "resnet20": resnet20, "resnet32": resnet32, "resnet18_cifar": resnet18_cifar,
+             "resnet34_cifar": resnet34_cifar, "resnet50": resnet50, "resnext50": resnext50, "vit_tiny": vit_tiny}
 
 
-def _timm_backbone(name: str, in_channels: int) -> nn.Module:
+class TimmBackbone(nn.Module):
+    """A timm model without its classifier: ``forward`` is its ``forward_features`` (a feature
+    map, or a ViT's token map), ``pool`` its own ``forward_head(pre_logits=True)`` (average,
+    class token, ... as the model was trained). ``data_config``: the input size and
+    normalisation of its pretrained weights (timm's ``resolve_data_config``)."""
+
+    def __init__(self, name: str, in_channels: int, pretrained: bool = False):
+        super().__init__()
+        timm = _timm()
+        try:
+            self.net = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_channels)
+        except RuntimeError as e:  # unknown name; a download that failed
+            raise LongtailError(f"timm cannot make '{name}'{' with pretrained weights' if pretrained else ''}: {e}",
+                                "check the name (timm.list_models('*vit*')) and, for pretrained: true, the internet "
+                                "connection, or download the weights and give model.weights: PATH") from None
+        self.out_features = self.net.num_features
+        self.data_config = timm.data.resolve_data_config({}, model=self.net)
+
+    def forward(self, x):
+        return self.net.forward_features(x)
+
+    def pool(self, fmap):
+        return self.net.forward_head(fmap, pre_logits=True)
+
+
+def _timm():
     try:
         import timm
+        import timm.data
     except ImportError:
-        raise LongtailError(f"model 'timm:{name}' needs timm", "pip install 'longtail[timm]'") from None
-    net = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", in_chans=in_channels)
-
-    class _Wrap(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = net
-            self.out_features = net.num_features
-
-        def forward(self, x):
-            return self.net.forward_features(x)
-
-    return _Wrap()
+        raise LongtailError("model.arch 'timm:...' needs timm, which needs torchvision (the CUDA build of torch)",
+                            "pip install 'longtail[timm]' (see the README's Install section)") from None
+    return timm
 
 
 class Classifier(nn.Module):
@@ -52,9 +70,12 @@ class Classifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
-    @staticmethod
-    def pool(fmap: torch.Tensor) -> torch.Tensor:
-        return fmap.mean(dim=(2, 3))
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """The embedding: the backbone's own pooling where it has one (a ViT's class token),
+        else the mean over positions (of a feature map B × C × H × W, or of tokens B × N × D)."""
+        if hasattr(self.backbone, "pool"):
+            return self.backbone.pool(fmap)
+        return fmap.mean(dim=1) if fmap.ndim == 3 else fmap.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)))
@@ -71,13 +92,44 @@ def check_arch(arch: str) -> None:
                         + f"model.arch must be one of {sorted(BACKBONES)} or 'timm:<name>'")
 
 
-def build_model(arch: str, num_classes: int, in_channels: int, head: str = "linear") -> Classifier:
+def build_model(arch: str, num_classes: int, in_channels: int, head: str = "linear", pretrained: bool = False,
+                weights: str = "") -> Classifier:
+    """``arch`` with a new ``head`` for ``num_classes``. ``pretrained``: timm's weights for a
+    ``timm:`` arch (downloaded to timm's cache); ``weights``: a local state dict of the backbone
+    (a classifier in it is left out; any other missing or unexpected key is an error)."""
     if arch.startswith("timm:"):
-        backbone = _timm_backbone(arch[5:], in_channels)
+        backbone = TimmBackbone(arch[5:], in_channels, pretrained)
     else:
         check_arch(arch)
+        if pretrained:
+            raise LongtailError(f"model.pretrained: longtail's own '{arch}' has no published weights",
+                                "use a timm:<name> arch, or give your weights as model.weights: PATH")
         backbone = BACKBONES[arch](in_channels)
+    if weights:
+        load_backbone_weights(backbone, weights)
     return Classifier(backbone, make_head(head, backbone.out_features, num_classes))
 
 
-__all__ = ["BACKBONES", "Classifier", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
+def load_backbone_weights(backbone: nn.Module, path: str) -> None:
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise LongtailError(f"model.weights: no such file {p}", "give the path of a saved state dict (torch.save(model.state_dict(), PATH))")
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    target = backbone.net if isinstance(backbone, TimmBackbone) else backbone
+    own = target.state_dict()
+    # a classifier of another task (timm's head / fc / classifier) is not part of the backbone
+    state = {k: v for k, v in state.items() if k in own or not k.split(".")[0] in ("head", "fc", "classifier")}
+    missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        what = "; ".join(f"{n}: {ks[:3]}{' ...' if len(ks) > 3 else ''}" for n, ks in
+                         (("missing", missing), ("unexpected", unexpected), ("other shape", wrong)) if ks)
+        raise LongtailError(f"model.weights {p} do not fit {type(target).__name__} ({what})",
+                            "save the backbone of the same architecture (and model.arch), with its channels")
+    target.load_state_dict(state)
+
+
+__all__ = ["BACKBONES", "Classifier", "TimmBackbone", "load_backbone_weights", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
