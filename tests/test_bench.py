@@ -93,11 +93,15 @@ def test_html_reports_for_a_run_and_a_suite(tmp_path):
     out = run_suite(suite, tmp_path / "runs", tmp_path / "results", log=lambda m: None)
     assert main(["report", str(out)]) == 0
     page = (out / "report.html").read_text()
-    assert "<table>" in page and "<td>crt</td>" in page and page.count("data:image/png;base64,") >= 1
+    assert "<table>" in page and "<td>crt</td>" in page and page.count("data:image/png;base64,") >= 2
+    # the setup first, then one summary row a method, and the method x class heat map
+    assert page.index("<th>training images</th>") < page.index("<h2>Summary</h2>") < page.index("method by class accuracy")
+    assert "<th>shots</th><td>many &gt; 100, few &lt; 20" in page and "<th>commit</th>" in page
     run = tmp_path / "runs" / "crt" / "seed0"
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "<td>crt</td>" in page
+    assert "<th>model</th><td>resnet8, linear head</td>" in page and "<summary>config.yaml</summary>" in page
 
 
 @pytest.mark.slow

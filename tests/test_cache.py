@@ -179,3 +179,13 @@ def test_decoding_workers_need_no_shared_memory(tmp_path):
         pytest.skip("cannot mount a small /dev/shm here (needs root)")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "loaded 512" in r.stdout, r.stderr[-2000:]
+
+
+def test_long_phases_print_progress_lines_outside_a_terminal(tmp_path, monkeypatch, capsys):
+    from longtail import progress
+
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)  # every update is "long" here
+    files = FileImages(_jpegs(tmp_path / "img", n=10), size=16)
+    cache.prepare(files, str(tmp_path / "c"), workers=0, log=lambda m: None)
+    err = capsys.readouterr().err
+    assert "prepare images: 1/10 (10%)" in err and "prepare images: 10/10 (100%)" in err and "img/s" in err

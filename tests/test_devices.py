@@ -129,3 +129,25 @@ def test_losses_stay_float32_under_autocast():
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
     assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_prepared_images_checkpointing_and_accumulation_on_cuda(tmp_path):
+    """A prepared image folder read into pinned memory, the random resized crop on the device,
+    activation checkpointing and 2 micro-batches a step: one epoch each of BNS and cRT on CUDA."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (tmp_path / "img" / f"k{c}").mkdir(parents=True)
+        for i in range(16):
+            Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(tmp_path / "img" / f"k{c}" / f"{i}.png")
+    cfg = load_config(None, [
+        "data.dataset=image_folder", f"data.root={tmp_path / 'img'}", "data.image_size=24", "data.resize=32",
+        f"data.cache_dir={tmp_path / 'cache'}", "model.arch=resnet8", "model.checkpointing=true", "augment.policy=rrc",
+        "engine.device=cuda", "engine.progress=false", "eval.plots=false",
+        "stages=[{method: bns, epochs: 1, batch_size: 16, accumulate: 2, augment: {policy: simclr}}, "
+        "{method: crt, epochs: 1, batch_size: 16, accumulate: 2}]"])
+    m = Trainer(cfg, tmp_path / "run", log=lambda m: None).run()
+    assert 0 <= m["overall"] <= 100

@@ -41,6 +41,8 @@ def test_folder_to_predictions_and_export(tmp_path, capsys):
     assert "| stage | method | balanced | overall |" in log and "The test set is imbalanced" in log
     split = list(csv.DictReader(open(run / "split.csv")))
     assert len(split) == 35 and {r["class"] for r in split if r["split"] == "test"} == {"dark", "grey", "light"}
+    # the run's HTML report names the classes
+    assert main(["report", str(run)]) == 0 and "<td>light</td>" in (run / "report.html").read_text()
     # predict: a CSV with class names, top-k
     assert main(["predict", str(run), str(data / "light"), str(data / "dark" / "0.png"), "--out", str(tmp_path / "p.csv"), "--top-k", "2"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))

@@ -119,17 +119,17 @@ class LoadedModel:
     def logits(self, images, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
         data, _ = self._images(images)
         out = []
-        steps = range(0, len(data), batch_size)
-        if progress:
-            import sys
+        from longtail.progress import progress as bar_for
 
-            from tqdm import tqdm
-
-            steps = tqdm(steps, desc="predict", unit="batch", disable=not sys.stderr.isatty())
-        for i in steps:
+        bar = bar_for(len(data), "predict", "img") if progress else None
+        for i in range(0, len(data), batch_size):
             part = data[i:i + batch_size] if isinstance(data, torch.Tensor) else \
                 center_crop(torch.stack([data[j] for j in range(i, min(i + batch_size, len(data)))]), self.size).float() / 255.0
+            if bar is not None:
+                bar.update(len(part))
             out.append(self.model(part.to(self.device)).cpu())
+        if bar is not None:
+            bar.close()
         return torch.cat(out)
 
     def predict(self, images, top_k: int = 1, progress: bool = False) -> list[dict]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -173,9 +172,9 @@ def prepare(files, cache_dir: str = "", workers: int = -1, log=print) -> CachedI
     log(f"preparing {count} images at {size} x {size} x {channels} in {folder} (once; later runs read them)")
     t0 = time.perf_counter()
     workers = (os.cpu_count() or 1) if workers < 0 else workers
-    from tqdm import tqdm
+    from longtail.progress import progress
 
-    bar = tqdm(total=count, desc="prepare images", unit="img", disable=not sys.stderr.isatty())
+    bar = progress(count, "prepare images", "img", leave=True)
     sums = []
     pool = None
     try:

@@ -189,12 +189,14 @@ def verify_images(paths) -> None:
     (``data.verify: false`` skips the pass)."""
     if not paths:
         return
-    import sys
-
     from PIL import Image, UnidentifiedImageError
-    from tqdm import tqdm
 
-    for p in tqdm(paths, desc="verify images", unit="img", disable=not sys.stderr.isatty() or len(paths) < 1000):
+    from longtail.progress import progress
+
+    bar = progress(len(paths), "verify images", "img") if len(paths) >= 1000 else None
+    for p in paths:
+        if bar is not None:
+            bar.update(1)
         try:
             with Image.open(p) as im:
                 im.verify()
@@ -202,6 +204,8 @@ def verify_images(paths) -> None:
             raise LongtailError(f"image listed but missing: {p}", "check data.root and the list files") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise LongtailError(f"corrupt image {p}: {e}", "re-save or remove it (data.verify: false skips this check)") from None
+    if bar is not None:
+        bar.close()
 
 
 def _image_shapes(paths) -> list[tuple[tuple[int, int], str]]:

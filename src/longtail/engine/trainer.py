@@ -17,7 +17,6 @@ import contextlib
 import csv
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from longtail.engine import distributed
 from longtail.engine.runtime import RunLock, derive_seed, generator, machine_description, resolve_precision, setup_process
 from longtail.engine.schedule import learning_rate
 from longtail.errors import LongtailError
+from longtail.progress import progress
 from longtail.evaluation.metrics import compute_metrics
 from longtail.methods import Batch, Plugin, StageContext, make_method, method_class, split_method
 from longtail.methods.base import check_batch_devices
@@ -231,17 +231,17 @@ class Trainer:
         # each rank predicts positions rank, rank + W, ... (no padding: nothing duplicated)
         order = torch.arange(self.dist.rank, len(source), self.dist.world)
         bs = self.cfg.engine.eval_batch_size
-        progress = self._progress(math.ceil(len(order) / bs), what if what == "embeddings" else "evaluate") if len(order) > 4 * bs else None
+        bar = self._progress(math.ceil(len(order) / bs), what if what == "embeddings" else "evaluate", "batch") if len(order) > 4 * bs else None
         for x, y, _ in source.batches(order, bs):
-            if progress is not None:
-                progress.update(1)
+            if bar is not None:
+                bar.update(1)
             with self._autocast():
                 fmap = model.features(self._prep(x, None))
                 out = model.pool(fmap) if what == "embeddings" else model.head(model.pool(fmap))
             outs.append(out.float())
             labels.append(y)
-        if progress is not None:
-            progress.close()
+        if bar is not None:
+            bar.close()
         model.train(was_training)
         width = self.num_classes if what == "logits" else model.feature_dim
         out = torch.cat(outs) if outs else torch.zeros(0, width, device=self.device)
@@ -366,7 +366,7 @@ class Trainer:
         seen = 0
         fp16 = self.scaler.is_enabled()  # fp16 skips steps with non-finite gradients itself
         extra_iters = {n: self.source.batches(o, bs) for n, o in extra_orders.items()}
-        progress = self._progress(steps, f"{rs.name} {epoch + 1}/{cfg.epochs}")
+        bar = self._progress(steps, f"{rs.name} {epoch + 1}/{cfg.epochs}")
         for step, (xb, yb, ib) in enumerate(self.source.batches(order, bs)):
             if step >= steps:
                 break
@@ -396,12 +396,12 @@ class Trainer:
             self.scaler.update()
             loss_sum += loss.detach().double() * len(yb)
             seen += len(yb)
-            if progress is not None:
-                progress.update(1)
+            if bar is not None:
+                bar.update(1)
                 if step % 20 == 0 or step == steps - 1:  # reading the loss waits for the device
-                    progress.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{lr:.4g}")
-        if progress is not None:
-            progress.close()
+                    bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{lr:.4g}")
+        if bar is not None:
+            bar.close()
         bad_steps = first_bad.tolist()  # the epoch's one read of the guard
         if bad_steps[0] >= 0 and (bad_steps[1] < 0 or bad_steps[0] <= bad_steps[1]):
             self._non_finite("loss", float(bad_value[0]), rs, epoch, bad_steps[0])
@@ -461,14 +461,11 @@ class Trainer:
                                 f"use a multiple of {self.dist.world}")
         return cfg.batch_size // self.dist.world
 
-    def _progress(self, total: int, desc: str):
-        if not self.cfg.engine.progress or not sys.stderr.isatty() or not self.dist.main:
+    def _progress(self, total: int, desc: str, unit: str = "step"):
+        """A bar in a terminal, a line every half minute in a log (:mod:`longtail.progress`)."""
+        if not self.cfg.engine.progress or not self.dist.main:
             return None
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return None
-        return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+        return progress(total, desc, unit)
 
     def _non_finite(self, what: str, value: float, rs: ResolvedStage, epoch: int, step: int):
         last = self.out / CHECKPOINT

@@ -105,13 +105,27 @@ def suite_report(results_dir: Path) -> str:
     r0 = rows[0]
     methods_all = list(dict.fromkeys(r["method"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
+    imbs = sorted({r["imbalance_factor"] for r in rows})
+    d0 = (r0.get("config") or {}).get("data") or {}
+    sizes = ", ".join(f"IF {i:g}: {sum(next(r for r in rows if r['imbalance_factor'] == i)['class_counts']):,}" for i in imbs)
     parts = [_setup([
-        ("data", f"{r0['dataset']}, imbalance factor {', '.join(f'{i:g}' for i in sorted({r['imbalance_factor'] for r in rows}))}"),
+        ("data", f"{r0['dataset']}, imbalance factor {', '.join(f'{i:g}' for i in imbs)}"),
+        ("training images", sizes),
+        ("shots", f"many > {d0.get('many_threshold', 100)}, few < {d0.get('few_threshold', 20)} training images"),
         *_config_setup(r0.get("config") or {})[1:2],
+        ("tier", r0.get("tier")),
         ("methods", f"{len(methods_all)}: {', '.join(methods_all)}"), ("seeds", ", ".join(map(str, seeds))),
         ("runs", len(rows)), ("machine", f"{r0['machine']}, torch {r0['torch']}"),
         ("commit", ", ".join(sorted({str(r.get('commit'))[:7] for r in rows}))),
         ("dates", " .. ".join(dict.fromkeys((min(r["date"] for r in rows), max(r["date"] for r in rows)))))])]
+    # the summary: one row a method, overall and tail accuracy at every imbalance factor
+    summary = []
+    for mth in methods_all:
+        rs = [r for r in rows if r["method"] == mth]
+        epochs = "+".join(str(e) for e in rs[0].get("epochs") or [])
+        summary.append([mth, epochs, *(_mean_std([r["metrics"].get(k) for r in rs if r["imbalance_factor"] == i])
+                                       for i in imbs for k in ("overall", "tail"))])
+    parts += ["<h2>Summary</h2>", _table(["method", "epochs", *(f"IF {i:g} {k}" for i in imbs for k in ("overall", "tail"))], summary)]
     for ds, imb, sub in _groups(rows):
         methods = list(dict.fromkeys(r["method"] for r in sub))
         cols = [g for g in GROUPS if any(r["metrics"].get(g) is not None for r in sub)]
