@@ -84,7 +84,7 @@ def run_report(run_dir: Path) -> str:
               _table(["stage", "method", *cols], [[s.get("stage"), s.get("method"), *(_fmt(s.get(c)) for c in cols)] for s in stages])]
     parts.append("<h2>Per-class accuracy</h2>")
     series = {f"{s.get('stage')} ({s.get('method')})": s["per_class"] for s in stages}
-    parts.append(f"<img alt='per-class accuracy' src='{_png(plots.plot_per_class, series, counts)}'>")
+    parts.append(f"<img alt='per-class accuracy' src='{_png(plots.plot_per_class, series, counts, class_names=names)}'>")
     parts.append(_table(["class", "training images", *series], [[names[c], counts[c], *(_fmt(v[c]) for v in series.values())]
                                                                   for c in range(len(counts))]))
     parts.append("<h2>Confusion matrix and calibration (final stage)</h2>")
@@ -139,7 +139,7 @@ def suite_report(results_dir: Path) -> str:
         means = per_class_means(sub)
         known = DATASET_CLASSES.get(((sub[0].get("config") or {}).get("data") or {}).get("dataset"), [])
         names = known if len(known) == len(counts) else None
-        parts.append(f"<img alt='per-class accuracy by method' src='{_png(plots.plot_per_class, means, counts, title='per-class accuracy, mean over seeds')}'>")
+        parts.append(f"<img alt='per-class accuracy by method' src='{_png(plots.plot_per_class, means, counts, title='per-class accuracy, mean over seeds', class_names=names)}'>")
         parts.append(f"<img alt='method by class accuracy' src='{_png(plots.plot_heatmap, means, counts, class_names=names, title='per-class accuracy (%), mean over seeds')}'>")
     imbs = sorted({r["imbalance_factor"] for r in rows})
     if len(imbs) > 1:

@@ -37,9 +37,10 @@ def _legend(fig, ax, n: int):
     fig.set_figwidth(fig.get_figwidth() + 1.6 * (1 + n // 16))
 
 
-def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str = "") -> Path:
+def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str = "", class_names=None) -> Path:
     """Per-class accuracy (y) against training images of the class (x, log scale), one line
-    per entry of ``series`` (e.g. each stage, or each method)."""
+    per entry of ``series`` (e.g. each stage, or each method); with ``class_names``, up to 20
+    classes of distinct sizes are named on the x axis."""
     plt = _plt()
     counts = np.asarray(class_counts)
     order = np.argsort(-counts, kind="stable")
@@ -49,6 +50,9 @@ def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str
         ax.plot(counts[order], a[order], ms=3, lw=1.2, label=name, **style)
     ax.set_xscale("log")
     ax.invert_xaxis()
+    if class_names and len(counts) <= 20 and len(set(counts.tolist())) == len(counts):
+        ax.set_xticks(counts[order], [f"{class_names[c]} ({counts[c]})" for c in order], rotation=90, fontsize=7)
+        ax.minorticks_off()
     ax.set_xlabel("training images of the class (log scale, head → tail)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
