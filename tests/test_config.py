@@ -105,3 +105,7 @@ def test_same_run_ignores_how_a_run_is_carried_out_and_keys_added_since():
     old["stages"][0]["epochs"] = 4
     assert same_run(old, new) == ["stages.0.epochs"]
     assert same_run(RunConfig(), RunConfig(seed=1)) == ["seed"]
+    # a prepared copy of the images, or TensorBoard curves, change how a run is read and logged, not the run
+    cached = load_config(None, ["data.cache=false", "data.cache_dir=/elsewhere", "engine.tensorboard=true"])
+    assert same_run(RunConfig(), cached) == []
+    assert same_run(RunConfig(), load_config(None, ["data.resize=40"])) == ["data.resize"]

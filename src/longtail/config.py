@@ -332,8 +332,8 @@ def to_dict(cfg) -> dict:
 
 # keys that change how a run is carried out, not what it computes: two configs that differ only
 # here describe the same run (a finished one is not re-run, a resume is not refused)
-RUN_FREE_KEYS = ("data.workers", "data.verify", "engine.progress", "engine.checkpoint_every",
-                 "engine.checkpoint_minutes", "engine.eval_batch_size")
+RUN_FREE_KEYS = ("data.workers", "data.verify", "data.cache", "engine.progress", "engine.tensorboard",
+                 "engine.checkpoint_every", "engine.checkpoint_minutes", "engine.eval_batch_size")
 
 
 def same_run(a, b, free: tuple[str, ...] = RUN_FREE_KEYS) -> list[str]:
