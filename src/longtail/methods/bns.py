@@ -24,9 +24,9 @@ class BNS(Method):
     (:mod:`longtail.losses.bns`). ``form: code`` (default; the released code) or ``paper``.
     Trains the backbone and the projection head; the classifier head is left to a later
     stage (``linear_probe`` or ``ipdpp``)."""
-    batch_coupled = "BNS draws its negatives from the micro-batch, not from the whole batch"
 
     id = "bns"
+    batch_coupled = "BNS draws its negatives from the micro-batch, not from the whole batch"
     params = {"form": "code", "temperature": 0.5, "proj_dim": 128, "negatives_per_class": 1.0}
 
     def prepare(self):
