@@ -12,7 +12,10 @@ model (pooled features, L2-normalised) and reports, per seed:
 
 Needs the run folders of ``longtail bench benchmarks/suites/fashion_mnist_lt_methods.yaml``
 (runs/bench/fashion_mnist_lt_baselines/<method>/seed<k>). Writes
-benchmarks/results/feature_geometry.json. Run: ``python benchmarks/feature_geometry.py``.
+benchmarks/results/feature_geometry.json. Run: ``python benchmarks/feature_geometry.py``; for
+the converged suite's runs: ``python benchmarks/feature_geometry.py --runs
+runs/bench/fashion_mnist_lt_converged/if100 --out
+benchmarks/results/fashion_mnist_lt_converged/feature_geometry.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -72,7 +76,8 @@ def main() -> None:
             counts = trainer.class_counts
             tail = sorted(torch.argsort(counts, descending=True)[len(counts) // 2:].tolist())
             g = geometry(z.cpu(), y.cpu(), tail)
-            rows.append({"method": method, "seed": cfg.seed, **{k: round(v, 5) for k, v in g.items()}})
+            rows.append({"method": method, "seed": cfg.seed, "imbalance_factor": cfg.data.imbalance_factor,
+                         **{k: round(v, 5) for k, v in g.items()}})
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
     for method in METHODS:
@@ -82,7 +87,7 @@ def main() -> None:
                                for k in ("intra", "intra_tail", "inter", "ratio")} | {"seeds": len(rs)}
     out = {"rows": rows, "summary_mean_std": summary, "features": "pooled backbone features of the 10,000 test images, L2-normalised",
            "machine": machine_description(torch.device("cpu")), "torch": torch.__version__,
-           "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/feature_geometry.py"}
+           "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", "benchmarks/feature_geometry.py", *sys.argv[1:]])}
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 
 def paired(rows: list[dict], method: str, baseline: str, metric: str) -> dict[float, dict[int, float]]:
-    """{IF: {seed: metric(method) − metric(baseline)}} over the (IF, seed) pairs both have."""
-    by = {(r["method"], float(r["imbalance_factor"]), r["seed"]): r["metrics"][metric] for r in rows}
+    """{IF: {seed: metric(method) − metric(baseline)}} over the (IF, seed) pairs both have
+    (rows without the metric are skipped)."""
+    by = {(r["method"], float(r["imbalance_factor"]), r["seed"]): r["metrics"][metric] for r in rows if metric in r["metrics"]}
     out: dict[float, dict[int, float]] = {}
     for (m, imb, seed), v in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][2])):
         if m == method and (baseline, imb, seed) in by:

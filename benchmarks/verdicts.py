@@ -9,7 +9,13 @@ d_s ≥ 5. A claim whose rows are not in a results folder is "not run". Each cla
 pairs that stand for it in order of preference (the converged suite's exact H2T stage first,
 the quick tier's stand-ins after), and the first pair present is used.
 
+The claims about feature geometry (PIF's tighter classes, BNS's Thm 4.1) read the mean
+intra-class cosine distance of the test set's pooled features (×100, lower = tighter) from
+the JSON files of ``benchmarks/feature_geometry.py`` given with ``--geometry`` (and
+``--five-epoch-geometry``).
+
     python benchmarks/verdicts.py benchmarks/results/fashion_mnist_lt_converged [--if 100]
+        [--geometry benchmarks/results/fashion_mnist_lt_converged/feature_geometry.json]
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import sys
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import paired  # noqa: E402
 
-# (claim, metric, kind, [(A, B), ...]); kind: ">" A above B, ">=0" not below, "~" within 1, ">=5"
+# (claim, metric, kind, [(A, B), ...]); kind: ">" A above B, "<" A below B, ">=0" not below,
+# "~" within 1, ">=5"; metric "intra" is the geometry files' intra-class distance x 100
 CLAIMS = [
     ("BNS + IP-DPP beats CE on tail accuracy", "tail", ">", [("bns_ipdpp", "ce"), ("ws_bns_ipdpp", "ws_ce")]),
     ("... without losing overall accuracy to CE", "overall", ">=0", [("bns_ipdpp", "ce"), ("ws_bns_ipdpp", "ws_ce")]),
@@ -33,6 +40,10 @@ CLAIMS = [
     ("IP-DPP beats uniform under-sampling to the same k (after CE)", "overall", ">", [("ipdpp", "random_us"), ("ws_ipdpp", "ws_random_us")]),
     ("BNS representation beats CE's: linear probe", "overall", ">", [("bns", "ce_probe"), ("ws_bns", "ws_ce_probe"), ("bns_e5", "ce_probe_e5")]),
     ("BNS representation beats CE's: cRT read-out", "overall", ">", [("bns_crt", "crt"), ("ws_bns_crt", "ws_crt"), ("bns_crt_e5", "crt_e5")]),
+    ("BNS tightens classes (Thm 4.1): intra-class distance below CE's", "intra", "<", [("bns_repr", "ce")]),
+    ("PIF tightens classes (CE)", "intra", "<", [("ce_pif", "ce")]),
+    ("PIF tightens classes (LDAM-DRW)", "intra", "<", [("ldam_drw_pif", "ldam_drw")]),
+    ("PIF tightens classes (Balanced Softmax)", "intra", "<", [("balanced_softmax_pif", "balanced_softmax")]),
     ("H2TF raises tail accuracy (DR -> DR + H2T)", "tail", ">", [("dr_h2t", "dr"), ("ce_h2tf_ft10_mixup", "crt_ft10_mixup")]),
     ("... without hurting head accuracy (DR -> DR + H2T)", "head", ">=0", [("dr_h2t", "dr"), ("ce_h2tf_ft10_mixup", "crt_ft10_mixup")]),
     ("H2TF raises tail accuracy on CE's classifier stage", "tail", ">", [("ce_h2tf", "ce_cls"), ("ce_h2tf", "crt")]),
@@ -55,7 +66,7 @@ CLAIMS = [
 
 
 def decide(diffs: list[float], kind: str) -> str:
-    ok = {">": lambda d: d > 0, ">=0": lambda d: d >= 0, "~": lambda d: abs(d) < 1, ">=5": lambda d: d >= 5}[kind]
+    ok = {">": lambda d: d > 0, "<": lambda d: d < 0, ">=0": lambda d: d >= 0, "~": lambda d: abs(d) < 1, ">=5": lambda d: d >= 5}[kind]
     n_ok = sum(ok(d) for d in diffs)
     return "holds" if n_ok == len(diffs) else "does not" if n_ok == 0 else "mixed"
 
@@ -83,10 +94,16 @@ def _cell(v: dict) -> tuple[str, str]:
     return f"{v['verdict']} ({len(d)})", f"{v['pair'][0]} − {v['pair'][1]}: {seeds} (mean {sum(d.values()) / len(d):+.2f}){where}"
 
 
-def first_decided(folders: list[Path], imbalance: float) -> list[dict]:
-    """Per claim, the verdict from the first folder that has its rows (suites are not pooled:
-    their method ids mean different runs)."""
-    per = [(p.name, verdicts(json.loads((p / "results.json").read_text())["runs"], imbalance)) for p in folders]
+def geometry_rows(path: Path) -> list[dict]:
+    """A feature_geometry.py JSON as result rows with one metric, ``intra`` (x 100)."""
+    return [{"method": r["method"], "seed": r["seed"], "imbalance_factor": r.get("imbalance_factor", 100.0),
+             "metrics": {"intra": 100 * r["intra"]}} for r in json.loads(path.read_text())["rows"]]
+
+
+def first_decided(sources: list[tuple[str, list[dict]]], imbalance: float) -> list[dict]:
+    """Per claim, the verdict from the first source (name, rows) that has its rows (suites are
+    not pooled: their method ids mean different runs)."""
+    per = [(name, verdicts(rows, imbalance)) for name, rows in sources]
     out = []
     for i in range(len(CLAIMS)):
         hit = next(({**v[i], "source": name} for name, v in per if v[i]["diffs"]), None)
@@ -100,6 +117,8 @@ def main(argv=None) -> None:
     ap.add_argument("--if", dest="imbalance", type=float, default=100.0)
     ap.add_argument("--five-epoch", type=Path, nargs="+", help="5-epoch results folders: a column of their verdicts beside "
                     "(per claim, the first folder holding its rows)")
+    ap.add_argument("--geometry", type=Path, help="benchmarks/feature_geometry.py JSON of the converged runs")
+    ap.add_argument("--five-epoch-geometry", type=Path, help="the same for the 5-epoch runs")
     a = ap.parse_args(argv)
     rows = []
     for p in a.results:
@@ -107,9 +126,14 @@ def main(argv=None) -> None:
             rows += json.loads((p / "results.json").read_text())["runs"]
         else:
             print(f"(no {p / 'results.json'} yet: its rows count as not run)", file=sys.stderr)
+    if a.geometry:
+        rows += geometry_rows(a.geometry)
     conv = verdicts(rows, a.imbalance)
     if a.five_epoch:
-        quick = first_decided(a.five_epoch, a.imbalance)
+        sources = [(p.name, json.loads((p / "results.json").read_text())["runs"]) for p in a.five_epoch]
+        if a.five_epoch_geometry:
+            sources.append((a.five_epoch_geometry.stem, geometry_rows(a.five_epoch_geometry)))
+        quick = first_decided(sources, a.imbalance)
         print("| claim | metric | 5-epoch verdict (n) | 5-epoch A − B per seed | converged verdict (n) | converged A − B per seed |")
         print("|---|---|---|---|---|---|")
         for q, v in zip(quick, conv):

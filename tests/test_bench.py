@@ -326,3 +326,18 @@ def test_verdicts_follow_the_per_seed_signs():
     h = v["H2TF raises tail accuracy (DR -> DR + H2T)"]
     assert h["verdict"] == "mixed" and h["diffs"] == {0: 1.0, 1: -1.0, 2: 2.5} and h["pair"] == ("dr_h2t", "dr")
     assert v["cRT beats CE"]["verdict"] == "not run"
+
+
+def test_geometry_claims_read_intra_class_distance(tmp_path):
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from verdicts import geometry_rows, verdicts
+
+    geo = [{"method": m, "seed": s, "intra": x} for m, xs in (("ce", (0.10, 0.12)), ("ce_pif", (0.08, 0.13)),
+                                                             ("bns_repr", (0.05, 0.06))) for s, x in enumerate(xs)]
+    (tmp_path / "g.json").write_text(json.dumps({"rows": geo}))
+    v = {x["claim"]: x for x in verdicts(geometry_rows(tmp_path / "g.json"), 100.0)}
+    pif = v["PIF tightens classes (CE)"]  # lower is tighter: seed 0 agrees, seed 1 does not
+    assert pif["verdict"] == "mixed" and pif["diffs"] == pytest.approx({0: -2.0, 1: 1.0})
+    assert v["BNS tightens classes (Thm 4.1): intra-class distance below CE's"]["verdict"] == "holds"
