@@ -72,19 +72,21 @@ def _panel(ax, s: dict, colours: dict, xlim, ylim, label) -> None:
 
 
 def plot_head_tail(s: dict, path: Path, title: str) -> Path:
-    """Left: every method; right: the crowded corner (overall >= 79) enlarged, each point named."""
+    """Left: every method; right: the crowded corner (overall within 5 points of the best)
+    enlarged, each point named."""
     plt = plots._plt()
     fig, (ax, zoom) = plt.subplots(1, 2, figsize=(15, 7), dpi=120, gridspec_kw={"width_ratios": [1, 1.4]})
     colours = dict(zip(dict.fromkeys(family(m) for m in s), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    top = [v for v in s.values() if v["overall"][0] >= 79]
+    cut = max(v["overall"][0] for v in s.values()) - 5
+    top = [v for v in s.values() if v["overall"][0] >= cut]
     zx = (min(v["tail"][0] for v in top) - 1, max(v["tail"][0] for v in top) + 1)
     zy = (min(v["head"][0] for v in top) - 0.7, max(v["head"][0] for v in top) + 0.7)
     full = (min(v["tail"][0] for v in s.values()) - 5, 100), (min(v["head"][0] for v in s.values()) - 3, 92)
-    _panel(ax, s, colours, *full, label=lambda v: v["overall"][0] < 79)
+    _panel(ax, s, colours, *full, label=lambda v: v["overall"][0] < cut)
     ax.add_patch(plt.Rectangle((zx[0], zy[0]), zx[1] - zx[0], zy[1] - zy[0], fill=False, lw=0.8, ls=":", color="0.3"))
     ax.set_title("every method (dotted box: enlarged on the right)", fontsize=9)
     _panel(zoom, s, colours, zx, zy, label=lambda v: True)
-    zoom.set_title("overall >= 79 (dashed: equal overall accuracy, labelled at the top)", fontsize=9)
+    zoom.set_title(f"overall >= {cut:.1f} (dashed: equal overall accuracy, labelled at the top)", fontsize=9)
     for fam, c in colours.items():
         ax.plot([], [], "o", color=c, label=fam)
     ax.legend(fontsize=7, loc="lower left")

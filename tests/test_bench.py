@@ -341,3 +341,22 @@ def test_geometry_claims_read_intra_class_distance(tmp_path):
     pif = v["PIF tightens classes (CE)"]  # lower is tighter: seed 0 agrees, seed 1 does not
     assert pif["verdict"] == "mixed" and pif["diffs"] == pytest.approx({0: -2.0, 1: 1.0})
     assert v["BNS tightens classes (Thm 4.1): intra-class distance below CE's"]["verdict"] == "holds"
+
+
+def test_plot_converged_summarises_and_draws(tmp_path):
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import plot_converged
+
+    counts = [100, 50, 20, 10]
+    rows = [{"method": m, "seed": s, "imbalance_factor": 100.0, "class_counts": counts,
+             "config": {"data": {"dataset": "fashion_mnist"}},
+             "metrics": {"head": h + s, "tail": t - s, "overall": (h + t) / 2, "per_class": [h, h, t, t]}}
+            for m, h, t in (("ce", 90.0, 60.0), ("bns_crt", 80.0, 70.0), ("ws_ce", 95.0, 50.0)) for s in range(2)]
+    (tmp_path / "results.json").write_text(json.dumps({"runs": rows}))
+    s = plot_converged.summary([r for r in rows if r["method"] == "ce"])
+    assert s["ce"]["head"][0] == pytest.approx(90.5) and s["ce"]["tail"][1] == pytest.approx(0.5 ** 0.5)
+    assert plot_converged.family("bns_crt") == "BNS stage 1" and plot_converged.family("ce_mixup").startswith("CE + mixup")
+    plot_converged.main(tmp_path)
+    assert (tmp_path / "head_tail.png").stat().st_size > 0 and (tmp_path / "per_class_heatmap.png").stat().st_size > 0
