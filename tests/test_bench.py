@@ -1,7 +1,9 @@
 """A suite of two methods x two seeds on a tiny MNIST-format set: results files, skipping of
 finished runs, and stage-1 reuse that is bit-identical to running both stages."""
 
+import importlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,16 @@ from longtail.bench import load_suite, run_suite
 from longtail.config import load_config
 from longtail.engine.trainer import Trainer
 from longtail.errors import LongtailError
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module (they import each other by plain name)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module(name)
+
 
 STAGE1 = {"method": "ce", "epochs": 2, "batch_size": 32, "optimizer": {"lr": 0.05}}
 
@@ -109,7 +121,6 @@ def test_killed_bench_finishes_only_the_missing_runs(tmp_path):
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
@@ -274,11 +285,7 @@ def test_eta_cost_and_title_of_a_suite_without_tiers(tmp_path):
 
 def test_paired_differences_match_seeds_and_imbalance_factors():
     """benchmarks/paired.py pairs rows by (IF, seed) and skips pairs one method lacks."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("paired", Path(__file__).parents[1] / "benchmarks" / "paired.py")
-    paired = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(paired)
+    paired = _benchmark("paired")
 
     def row(method, imb, seed, tail):
         return {"method": method, "imbalance_factor": imb, "seed": seed, "metrics": {"tail": tail}}
@@ -309,10 +316,8 @@ def test_a_method_may_run_a_subset_of_the_seeds(tmp_path):
 
 
 def test_verdicts_follow_the_per_seed_signs():
-    import sys as _sys
-
-    _sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    from verdicts import decide, verdicts
+    script = _benchmark("verdicts")
+    decide, verdicts = script.decide, script.verdicts
 
     assert decide([0.5, 1.0, 2.0], ">") == "holds" and decide([-0.5, -1.0], ">") == "does not"
     assert decide([0.5, -1.0, 2.0], ">") == "mixed" and decide([0.0], ">=0") == "holds"
@@ -329,10 +334,8 @@ def test_verdicts_follow_the_per_seed_signs():
 
 
 def test_geometry_claims_read_intra_class_distance(tmp_path):
-    import sys as _sys
-
-    _sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    from verdicts import geometry_rows, verdicts
+    script = _benchmark("verdicts")
+    geometry_rows, verdicts = script.geometry_rows, script.verdicts
 
     geo = [{"method": m, "seed": s, "intra": x} for m, xs in (("ce", (0.10, 0.12)), ("ce_pif", (0.08, 0.13)),
                                                              ("bns_repr", (0.05, 0.06))) for s, x in enumerate(xs)]
@@ -344,10 +347,7 @@ def test_geometry_claims_read_intra_class_distance(tmp_path):
 
 
 def test_plot_converged_summarises_and_draws(tmp_path):
-    import sys as _sys
-
-    _sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import plot_converged
+    plot_converged = _benchmark("plot_converged")
 
     counts = [100, 50, 20, 10]
     rows = [{"method": m, "seed": s, "imbalance_factor": 100.0, "class_counts": counts,
