@@ -37,7 +37,7 @@ from longtail.engine.trainer import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs/bench/fashion_mnist_lt_baselines"
 # stage-1 models only: the classifier stages after them leave the backbone as it is
-METHODS = ["ce", "ce_pif", "bns_repr", "ldam_drw", "ldam_drw_pif", "balanced_softmax", "balanced_softmax_pif"]
+METHODS = ["ce", "ce_pif", "bns_repr", "bns1000_repr", "ldam_drw", "ldam_drw_pif", "balanced_softmax", "balanced_softmax_pif"]
 
 
 def geometry(z: torch.Tensor, y: torch.Tensor, tail_classes: list[int]) -> dict:
