@@ -87,6 +87,26 @@ def test_suite_results_skip_and_reuse(tmp_path):
     assert [r["metrics"]["per_class"] for r in again] == [r["metrics"]["per_class"] for r in res["runs"]]
 
 
+def test_seed_order_finishes_whole_seeds_first(tmp_path):
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[20] * 10, n_test_per_class=4)
+    suite = _write(tmp_path, root)
+    data = yaml.safe_load(suite.read_text())
+    for m in ("ce.yaml", "crt.yaml"):  # one epoch a stage: the order is the point
+        cfg = yaml.safe_load((tmp_path / m).read_text())
+        cfg["stages"] = [{**st, "epochs": 1} for st in cfg["stages"]]
+        (tmp_path / m).write_text(yaml.safe_dump(cfg))
+    suite.write_text(yaml.safe_dump({**data, "order": "seed"}))
+    msgs = []
+    out = run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    assert [m.split("] ")[1].split(",")[0] for m in msgs if m.startswith("[")] == [
+        "ce seed 0", "crt seed 0", "ce seed 1", "crt seed 1"]
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["method"], r["seed"]) for r in rows] == [("ce", 0), ("ce", 1), ("crt", 0), ("crt", 1)]
+    suite.write_text(yaml.safe_dump({**data, "order": "random"}))
+    with pytest.raises(LongtailError, match="not a grid order"):
+        load_suite(suite, tmp_path / "runs")
+
+
 def test_reuse_refuses_a_different_stage1(tmp_path):
     root = write_mnist_folder(tmp_path / "data")
     suite = _write(tmp_path, root)

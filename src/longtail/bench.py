@@ -142,13 +142,18 @@ def _named_stage(override: str) -> str | None:
 def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] | None = None,
                tier: str | None = None) -> tuple[dict, list[SuiteRun]]:
     suite = _read_yaml(path)
-    allowed = {"suite", "tier", "tiers", "seeds", "imbalance_factors", "set", "methods", "description", "runs"}
+    allowed = {"suite", "tier", "tiers", "seeds", "imbalance_factors", "set", "methods", "description", "runs", "order"}
     unknown = set(suite) - allowed
     if unknown:
         raise LongtailError(f"suite {path}: unknown key(s) {sorted(unknown)}", f"valid keys: {sorted(allowed)}")
     if not suite.get("methods"):
         raise LongtailError(f"suite {path} lists no methods", "add a 'methods:' mapping of id -> config")
     name = suite.get("suite") or Path(path).stem
+    order = suite.get("order", "method")
+    if order not in ("method", "seed"):
+        raise LongtailError(f"suite {path}: order = {order!r} is not a grid order",
+                            "write order: method (each method's seeds in turn, the default) or order: seed (every "
+                            "method for the first seed, then every method for the next: whole seeds finish early)")
     seeds = suite.get("seeds", [0])
     tier, default_tier, tier_spec = _tier_spec(suite, path, tier)
     overrides = (_override_list(suite.get("set"), f"suite {path}: set")
@@ -211,7 +216,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     command = " ".join([f"longtail bench {path}"] + ([f"--tier {tier}"] if suite.get("tiers") else [])
                        + [f"--set '{o}'" for o in extra_set or []])
     return {"suite": name, "tier": tier, "seeds": seeds, "path": str(path), "command": command,
-            "default_tier": tier == default_tier, "description": suite.get("description", ""),
+            "default_tier": tier == default_tier, "order": order, "description": suite.get("description", ""),
             "tier_description": tier_spec.get("description", "")}, runs
 
 
@@ -265,6 +270,13 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     for r in runs:
         _check_folder_config(r)
     todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and r.key not in recorded]
+    if meta["order"] == "seed":
+        # per IF, every method of one seed before the next seed; stable, so a reused base (listed
+        # earlier) still runs before the runs that reuse it. Rows keep the suite's order.
+        first = {}
+        for i, r in enumerate(runs):
+            first.setdefault(r.imbalance, i)
+        todo.sort(key=lambda r: (first[r.imbalance], meta["seeds"].index(r.seed)))
     begun = [r for r in runs if r not in todo or (r.run_dir / "checkpoint.pt").exists()]
     if begun and not resume:
         raise LongtailError(f"{len(begun)} of the {len(runs)} runs of suite '{meta['suite']}'{_tier_words(meta)} are already "
