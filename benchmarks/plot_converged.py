@@ -97,6 +97,18 @@ def plot_head_tail(s: dict, path: Path, title: str) -> Path:
     return path
 
 
+def setup_title(rows: list[dict], seeds: list[int]) -> str:
+    """What the rows share, read from their configs: data set, IF, network, class cap, seeds."""
+    def one(get, what):
+        vals = {get(r["config"]) for r in rows}
+        return vals.pop() if len(vals) == 1 else f"mixed {what}"
+    data = one(lambda c: (c["data"]["dataset"], c["data"]["imbalance_factor"], c["data"]["max_per_class"]), "data")
+    arch = one(lambda c: c["model"]["arch"], "networks")
+    where = (f"{data[0]} IF {data[1]:g}" + (f", at most {data[2]:,} images a class" if data[2] else "")
+             if isinstance(data, tuple) else data)
+    return f"{where}, {arch}, seeds {', '.join(map(str, seeds))}"
+
+
 def main(results: Path = RESULTS) -> None:
     rows = [r for r in json.loads((results / "results.json").read_text())["runs"] if float(r["imbalance_factor"]) == 100.0]
     quick = [r for r in rows if not r["method"].startswith("ws_")]
@@ -105,7 +117,7 @@ def main(results: Path = RESULTS) -> None:
     print(f"{'method':<26}{'seeds':>6}{'overall':>9}{'head':>8}{'tail':>8}")
     for m, v in sorted(s.items(), key=lambda kv: -kv[1]["overall"][0]):
         print(f"{m:<26}{v['overall'][2]:>6}{v['overall'][0]:>9.2f}{v['head'][0]:>8.2f}{v['tail'][0]:>8.2f}")
-    title = f"Fashion-MNIST-LT IF 100, ResNet-8, at most 1,000 images a class, seeds {', '.join(map(str, seeds))}"
+    title = setup_title(quick, seeds)
     print(plot_head_tail(s, results / "head_tail.png", title))
     counts = quick[0]["class_counts"]
     names = DATASET_CLASSES.get(quick[0]["config"]["data"]["dataset"])

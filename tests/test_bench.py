@@ -384,12 +384,16 @@ def test_plot_converged_summarises_and_draws(tmp_path):
 
     counts = [100, 50, 20, 10]
     rows = [{"method": m, "seed": s, "imbalance_factor": 100.0, "class_counts": counts,
-             "config": {"data": {"dataset": "fashion_mnist"}},
+             "config": {"data": {"dataset": "fashion_mnist", "imbalance_factor": 100.0, "max_per_class": 1000},
+                        "model": {"arch": "resnet8"}},
              "metrics": {"head": h + s, "tail": t - s, "overall": (h + t) / 2, "per_class": [h, h, t, t]}}
             for m, h, t in (("ce", 90.0, 60.0), ("bns_crt", 80.0, 70.0), ("ws_ce", 95.0, 50.0)) for s in range(2)]
     (tmp_path / "results.json").write_text(json.dumps({"runs": rows}))
     s = plot_converged.summary([r for r in rows if r["method"] == "ce"])
     assert s["ce"]["head"][0] == pytest.approx(90.5) and s["ce"]["tail"][1] == pytest.approx(0.5 ** 0.5)
     assert plot_converged.family("bns_crt") == "BNS stage 1" and plot_converged.family("ce_mixup").startswith("CE + mixup")
+    assert plot_converged.setup_title(rows[:2], [0, 1]) == "fashion_mnist IF 100, at most 1,000 images a class, resnet8, seeds 0, 1"
+    other = {**rows[1], "config": {**rows[1]["config"], "model": {"arch": "resnet32"}}}
+    assert "resnet8" not in plot_converged.setup_title([rows[0], other], [0, 1])
     plot_converged.main(tmp_path)
     assert (tmp_path / "head_tail.png").stat().st_size > 0 and (tmp_path / "per_class_heatmap.png").stat().st_size > 0
