@@ -366,10 +366,10 @@ def test_geometry_claims_read_intra_class_distance(tmp_path):
     assert v["BNS tightens classes (Thm 4.1): intra-class distance below CE's"]["verdict"] == "holds"
 
 
-def test_verdict_table_leaves_the_1000_epoch_claims_out_of_the_5_epoch_column(tmp_path, capsys):
+def test_verdict_table_leaves_converged_only_claims_out_of_the_5_epoch_column(tmp_path, capsys):
     script = _benchmark("verdicts")
     rows = [{"method": m, "imbalance_factor": 100.0, "seed": 0, "metrics": {"tail": t, "overall": 70.0, "head": 80.0}}
-            for m, t in (("ce", 60.0), ("crt", 70.0), ("bns_ipdpp", 50.0), ("bns1000_ipdpp", 65.0))]
+            for m, t in (("ce", 60.0), ("crt", 70.0), ("bns_ipdpp", 50.0), ("bns1000_ipdpp", 65.0), ("ws_ce", 0.0), ("ws_crt", 0.0))]
     for name in ("conv", "five"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps({"runs": rows}))
@@ -377,6 +377,8 @@ def test_verdict_table_leaves_the_1000_epoch_claims_out_of_the_5_epoch_column(tm
     lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in capsys.readouterr().out.splitlines()}
     assert "| — | — | holds (1) | bns1000_ipdpp − ce: +5.0" in lines["BNS (1,000 epochs) + IP-DPP beats CE on tail accuracy"]
     assert "| does not (1) | bns_ipdpp − ce: -10.0" in lines["BNS + IP-DPP beats CE on tail accuracy"]
+    assert "| — | — | does not (1) | ws_crt − ws_ce: +0.0" in lines["cRT beats CE (whole set)"]
+    assert lines["cRT beats CE"].split(" | ")[2] == "does not (1)"  # its 5-epoch column is filled
 
 
 def test_plot_converged_summarises_and_draws(tmp_path):
