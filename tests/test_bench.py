@@ -107,6 +107,44 @@ def test_seed_order_finishes_whole_seeds_first(tmp_path):
         load_suite(suite, tmp_path / "runs")
 
 
+def test_kept_bases_spare_a_fresh_checkout_the_base_runs(tmp_path):
+    """keep_bases: true copies each reused run beside the results; a fresh checkout (no run
+    folders) that still has runs reusing it starts from those weights, to the same numbers."""
+    import shutil
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[20] * 10, n_test_per_class=4)
+    suite = _write(tmp_path, root)
+    suite.write_text(yaml.safe_dump({**yaml.safe_load(suite.read_text()), "keep_bases": True}))
+    out = run_suite(suite, tmp_path / "runs", tmp_path / "results", log=lambda m: None)
+    assert sorted(p.parent.name for p in (out / "bases").glob("ce/*/model.pt")) == ["seed0", "seed1"]
+    assert not (out / "bases" / "crt").exists()  # nothing reuses cRT
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    (out / "results.json").write_text(json.dumps({"suite": "tiny", "runs": [r for r in rows if r["method"] == "ce"]}))
+    shutil.rmtree(tmp_path / "runs")
+    msgs = []
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append, resume=True)
+    assert "re-training" not in msgs[0]
+    assert [m.split("] ")[1].split(",")[0] for m in msgs if m.startswith("[")] == ["crt seed 0", "crt seed 1"]
+    again = json.loads((out / "results.json").read_text())["runs"]
+    assert [r["metrics"]["per_class"] for r in again] == [r["metrics"]["per_class"] for r in rows]
+    stages = json.loads((tmp_path / "runs" / "crt" / "seed1" / "metrics.json").read_text())["stages"]
+    assert [s["method"] for s in stages] == ["ce", "crt"]  # stage 1's results come from the kept metrics.json
+    assert stages[0]["per_class"] == next(r for r in rows if r["method"] == "ce" and r["seed"] == 1)["metrics"]["per_class"]
+    # a kept base of another config (the suite changed since) is not used: that base trains again
+    for m in ("ce.yaml", "crt.yaml"):
+        d = yaml.safe_load((tmp_path / m).read_text())
+        d["stages"][0]["optimizer"]["lr"] = 0.02
+        (tmp_path / m).write_text(yaml.safe_dump(d))
+    shutil.rmtree(tmp_path / "runs")
+    msgs.clear()
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    assert [m.split("] ")[1].split(",")[0] for m in msgs if m.startswith("[")][:2] == ["ce seed 0", "ce seed 1"]
+    bad = tmp_path / "suite_bad.yaml"
+    bad.write_text(yaml.safe_dump({**yaml.safe_load(suite.read_text()), "keep_bases": "yes"}))
+    with pytest.raises(LongtailError, match="keep_bases"):
+        load_suite(bad, tmp_path / "runs")
+
+
 def test_reuse_refuses_a_different_stage1(tmp_path):
     root = write_mnist_folder(tmp_path / "data")
     suite = _write(tmp_path, root)
@@ -182,6 +220,19 @@ def test_suites_share_run_folders_and_hide_base_only_runs(tmp_path):
     rows = json.loads((out / "results.json").read_text())["runs"]
     assert [(r["method"], r["seed"]) for r in rows] == [("crt_slow", 0), ("crt_slow", 1)]
     assert all(r["config"]["stages"][1]["optimizer"]["lr"] == 0.01 for r in rows)
+    # a fresh checkout (results.json, no run folders): the unreported base is not re-trained while
+    # every run reusing it is recorded; drop one row and only that seed's base is trained again
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    msgs.clear()
+    run_suite(tmp_path / "second.yaml", results_root=tmp_path / "results", log=msgs.append, resume=True)
+    assert "2 already finished, 2 unreported base run(s) not needed" in msgs[0] and not any(m.startswith("[") for m in msgs)
+    (out / "results.json").write_text(json.dumps({"suite": "second", "runs": rows[:1]}))
+    msgs.clear()
+    run_suite(tmp_path / "second.yaml", results_root=tmp_path / "results", log=msgs.append, resume=True)
+    assert "1 already finished, 1 unreported base run(s) not needed" in msgs[0]
+    assert [m.split("] ")[1].split(",")[0] for m in msgs if m.startswith("[")] == ["ce seed 1", "crt_slow seed 1"]
     clash = {**second, "suite": "clash", "methods": {"ce": str(tmp_path / "crt.yaml")}}
     (tmp_path / "clash.yaml").write_text(yaml.safe_dump(clash))
     with pytest.raises(LongtailError, match="different config"):

@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 import statistics
 import subprocess
 import time
@@ -142,7 +143,8 @@ def _named_stage(override: str) -> str | None:
 def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] | None = None,
                tier: str | None = None) -> tuple[dict, list[SuiteRun]]:
     suite = _read_yaml(path)
-    allowed = {"suite", "tier", "tiers", "seeds", "imbalance_factors", "set", "methods", "description", "runs", "order"}
+    allowed = {"suite", "tier", "tiers", "seeds", "imbalance_factors", "set", "methods", "description", "runs", "order",
+               "keep_bases"}
     unknown = set(suite) - allowed
     if unknown:
         raise LongtailError(f"suite {path}: unknown key(s) {sorted(unknown)}", f"valid keys: {sorted(allowed)}")
@@ -154,6 +156,10 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         raise LongtailError(f"suite {path}: order = {order!r} is not a grid order",
                             "write order: method (each method's seeds in turn, the default) or order: seed (every "
                             "method for the first seed, then every method for the next: whole seeds finish early)")
+    keep_bases = suite.get("keep_bases", False)
+    if not isinstance(keep_bases, bool):
+        raise LongtailError(f"suite {path}: keep_bases = {keep_bases!r} must be true or false",
+                            "write keep_bases: true to keep the weights of reused runs beside the results")
     seeds = suite.get("seeds", [0])
     tier, default_tier, tier_spec = _tier_spec(suite, path, tier)
     overrides = (_override_list(suite.get("set"), f"suite {path}: set")
@@ -216,7 +222,8 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     command = " ".join([f"longtail bench {path}"] + ([f"--tier {tier}"] if suite.get("tiers") else [])
                        + [f"--set '{o}'" for o in extra_set or []])
     return {"suite": name, "tier": tier, "seeds": seeds, "path": str(path), "command": command,
-            "default_tier": tier == default_tier, "order": order, "description": suite.get("description", ""),
+            "default_tier": tier == default_tier, "order": order, "keep_bases": keep_bases, "runs_root": runs_root,
+            "description": suite.get("description", ""),
             "tier_description": tier_spec.get("description", "")}, runs
 
 
@@ -269,7 +276,22 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     recorded = _recorded_rows(out, runs)
     for r in runs:
         _check_folder_config(r)
+    reused = {(r.reuse, r.imbalance, r.seed) for r in runs if r.reuse}
+    kept = {r.key: out / "bases" / r.run_dir.relative_to(meta["runs_root"]) for r in runs
+            if meta["keep_bases"] and (r.method, r.imbalance, r.seed) in reused}
+    for r in runs:
+        if r.key in kept:
+            _restore_base(r, kept[r.key])
     todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and r.key not in recorded]
+    # a base that is not reported (report: false) exists only to be reused: once every run that
+    # reuses it is finished or recorded (a fresh checkout of a finished part), it is not trained
+    while True:
+        wanted = {(r.reuse, r.imbalance, r.seed) for r in todo if r.reuse}
+        idle = [r for r in todo if not r.report and (r.method, r.imbalance, r.seed) not in wanted]
+        if not idle:
+            break
+        todo = [r for r in todo if r not in idle]
+    unneeded = sum(1 for r in runs if not r.report and r not in todo and not (r.run_dir / "metrics.json").exists())
     if meta["order"] == "seed":
         # per IF, every method of one seed before the next seed; stable, so a reused base (listed
         # earlier) still runs before the runs that reuse it. Rows keep the suite's order.
@@ -277,7 +299,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         for i, r in enumerate(runs):
             first.setdefault(r.imbalance, i)
         todo.sort(key=lambda r: (first[r.imbalance], meta["seeds"].index(r.seed)))
-    begun = [r for r in runs if r not in todo or (r.run_dir / "checkpoint.pt").exists()]
+    begun = [r for r in runs if (r.run_dir / "metrics.json").exists() or r.key in recorded or (r.run_dir / "checkpoint.pt").exists()]
     if begun and not resume:
         raise LongtailError(f"{len(begun)} of the {len(runs)} runs of suite '{meta['suite']}'{_tier_words(meta)} are already "
                             f"finished or begun (in {begun[0].run_dir.parent.parent} or recorded in {out / 'results.json'})",
@@ -288,7 +310,8 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     # torch build, not across CPUs (README, Fault tolerance)
     missing = {(r.reuse, r.imbalance, r.seed) for r in todo if r.reuse and not (Path(r.cfg.model.init) / "model.pt").exists()}
     bases = [r for r in runs if (r.method, r.imbalance, r.seed) in missing and r not in todo]
-    log(f"suite {meta['suite']}{_tier_words(meta)}: {len(runs)} runs, {len(runs) - len(todo)} already finished"
+    log(f"suite {meta['suite']}{_tier_words(meta)}: {len(runs)} runs, {len(runs) - len(todo) - unneeded} already finished"
+        + (f", {unneeded} unreported base run(s) not needed (every run reusing them is finished)" if unneeded else "")
         + (f"; re-training {len(bases)} recorded base run(s) whose weights are reused" if bases else ""))
     if bases:
         from longtail.engine.runtime import machine_description, pick_device
@@ -316,12 +339,41 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         t = time.perf_counter()
         Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
         (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+        if r.key in kept:
+            _keep_base(r, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
     rows = write_results(meta, runs, out, recorded)
     if rows:
         write_plots(rows, out)  # once at the end: a plot per IF costs seconds
     log(f"results: {out / 'results.json'}, {out / 'results.md'}, plots in {out}")
     return out
+
+
+# what a reused run leaves for the runs that start from it: weights, per-stage results, config
+BASE_FILES = ("model.pt", "metrics.json", "config.yaml", "commit.txt", "wall_s.txt")
+
+
+def _keep_base(r: SuiteRun, kept: Path) -> None:
+    """With ``keep_bases: true``, a finished run that others reuse is copied beside the results
+    (``<results>/bases/...``, about 0.3 MB for ResNet-8), so a fresh checkout that still has
+    runs reusing it starts from these very weights instead of training it again."""
+    kept.mkdir(parents=True, exist_ok=True)
+    for f in BASE_FILES:
+        if (r.run_dir / f).exists():
+            shutil.copy2(r.run_dir / f, kept / f)
+
+
+def _restore_base(r: SuiteRun, kept: Path) -> None:
+    """The inverse of :func:`_keep_base`, for a run folder without weights; a kept run of another
+    config (the suite changed since) is left alone, and the run is trained as usual."""
+    if (r.run_dir / "model.pt").exists() or not (kept / "model.pt").exists() or not (kept / "config.yaml").exists():
+        return
+    if same_run(yaml.safe_load((kept / "config.yaml").read_text()), r.cfg):
+        return
+    r.run_dir.mkdir(parents=True, exist_ok=True)
+    for f in BASE_FILES:
+        if (kept / f).exists():
+            shutil.copy2(kept / f, r.run_dir / f)
 
 
 def _check_folder_config(r: SuiteRun) -> None:

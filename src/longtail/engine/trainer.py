@@ -653,10 +653,15 @@ class Trainer:
     def _inherited_metrics(self) -> list[dict]:
         """Per-stage results of the skipped stages, from the init run's checkpoint."""
         init = Path(self.cfg.model.init)
-        path = (init if init.is_dir() else init.parent) / CHECKPOINT
-        if not path.exists():
-            return []
-        return ckpt.load_latest(path, log=self.log)["stage_metrics"][: self.cfg.start_stage]
+        folder = init if init.is_dir() else init.parent
+        if (folder / CHECKPOINT).exists():
+            return ckpt.load_latest(folder / CHECKPOINT, log=self.log)["stage_metrics"][: self.cfg.start_stage]
+        if (folder / "metrics.json").exists():  # a run kept without its checkpoint (bench keep_bases)
+            stages = json.loads((folder / "metrics.json").read_text()).get("stages", [])
+            keep = ("stage", "method", "val")
+            return [{**{k: e[k] for k in keep if k in e}, "metrics": {k: v for k, v in e.items() if k not in keep}}
+                    for e in stages[: self.cfg.start_stage]]
+        return []
 
     def _write_outputs(self, model, final: dict, wall_s: float):
         if not self.dist.main:
