@@ -145,6 +145,49 @@ def test_kept_bases_spare_a_fresh_checkout_the_base_runs(tmp_path):
         load_suite(bad, tmp_path / "runs")
 
 
+def test_an_interrupted_kept_base_continues_on_a_fresh_checkout(tmp_path, monkeypatch):
+    """Ctrl-C during a reused run keeps its last checkpoint beside the results; a fresh checkout
+    resumes it from there and ends where an uninterrupted grid ends."""
+    import shutil
+
+    from longtail.engine import trainer
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[20] * 10, n_test_per_class=4)
+    suite = _write(tmp_path, root)
+    for m in ("ce.yaml", "crt.yaml"):
+        d = yaml.safe_load((tmp_path / m).read_text())
+        d["stages"][0]["epochs"], d["engine"]["checkpoint_every"] = 3, 1
+        (tmp_path / m).write_text(yaml.safe_dump(d))
+    data = {**yaml.safe_load(suite.read_text()), "keep_bases": True, "seeds": [0]}
+    suite.write_text(yaml.safe_dump(data))
+    clean = run_suite(suite, tmp_path / "runs_clean", tmp_path / "clean", log=lambda m: None)
+    want = json.loads((clean / "results.json").read_text())["runs"]
+
+    real, calls = trainer.Trainer._write_history, []
+
+    def stop_after_two_epochs(self):
+        real(self)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.Trainer, "_write_history", stop_after_two_epochs)
+    msgs = []
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    monkeypatch.setattr(trainer.Trainer, "_write_history", real)
+    kept = tmp_path / "results" / "tiny" / "bases" / "ce" / "seed0"
+    assert msgs[-1].startswith("interrupted: ce seed 0") and (kept / "checkpoint.pt").exists()
+    assert not (kept / "model.pt").exists()
+    shutil.rmtree(tmp_path / "runs")
+    out = run_suite(suite, tmp_path / "runs", tmp_path / "results", log=lambda m: None, resume=True)
+    history = (tmp_path / "runs" / "ce" / "seed0" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3  # header, the two kept epochs, the one trained after the restore
+    got = json.loads((out / "results.json").read_text())["runs"]
+    assert [r["metrics"]["per_class"] for r in got] == [r["metrics"]["per_class"] for r in want]
+    assert (kept / "model.pt").exists() and not (kept / "checkpoint.pt").exists()  # finished: weights replace it
+
+
 def test_reuse_refuses_a_different_stage1(tmp_path):
     root = write_mnist_folder(tmp_path / "data")
     suite = _write(tmp_path, root)
@@ -201,6 +244,33 @@ def test_killed_bench_finishes_only_the_missing_runs(tmp_path):
     assert len(trained) == 4 - len(done_before)
     rows = json.loads((tmp_path / "res" / "tiny" / "results.json").read_text())["runs"]
     assert sorted((x["method"], x["seed"]) for x in rows) == [("ce", 0), ("ce", 1), ("crt", 0), ("crt", 1)]
+
+
+def test_sigterm_stops_a_bench_like_ctrl_c_keeping_the_base_under_way(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    ce = yaml.safe_load((tmp_path / "ce.yaml").read_text())
+    ce["stages"][0]["epochs"] = 50
+    (tmp_path / "ce.yaml").write_text(yaml.safe_dump(ce))
+    (tmp_path / "crt.yaml").write_text(yaml.safe_dump({**ce, "stages": ce["stages"] + [{"method": "crt", "epochs": 1}]}))
+    suite.write_text(yaml.safe_dump({**yaml.safe_load(suite.read_text()), "keep_bases": True}))
+    cmd = [sys.executable, "-m", "longtail", "bench", str(suite), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    # started as a background job is (SIGINT ignored): SIGTERM must still stop it cleanly
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    first = tmp_path / "runs" / "ce" / "seed0" / "checkpoint.pt"
+    while p.poll() is None and not first.exists():
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGTERM)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130 and "continue with --resume" in stderr
+    assert "interrupted: ce seed 0's last checkpoint is kept" in stdout
+    assert (tmp_path / "res" / "tiny" / "bases" / "ce" / "seed0" / "checkpoint.pt").exists()
 
 
 def test_suites_share_run_folders_and_hide_base_only_runs(tmp_path):

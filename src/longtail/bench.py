@@ -337,7 +337,13 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         if not resume_run:
             (r.run_dir / "commit.txt").write_text(commit + "\n")
         t = time.perf_counter()
-        Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
+        try:
+            Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
+        except KeyboardInterrupt:  # Ctrl-C / SIGINT: a kept base under way keeps its last checkpoint too
+            if r.key in kept:
+                _keep_base(r, kept[r.key], unfinished=True)
+                log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
+            raise
         (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
         if r.key in kept:
             _keep_base(r, kept[r.key])
@@ -349,29 +355,38 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     return out
 
 
-# what a reused run leaves for the runs that start from it: weights, per-stage results, config
+# what a reused run leaves for the runs that start from it: weights, per-stage results, config;
+# an interrupted one leaves its last checkpoint instead of the weights
 BASE_FILES = ("model.pt", "metrics.json", "config.yaml", "commit.txt", "wall_s.txt")
+UNFINISHED_FILES = ("checkpoint.pt", "checkpoint.pt.prev", "config.yaml", "commit.txt")
 
 
-def _keep_base(r: SuiteRun, kept: Path) -> None:
+def _keep_base(r: SuiteRun, kept: Path, unfinished: bool = False) -> None:
     """With ``keep_bases: true``, a finished run that others reuse is copied beside the results
     (``<results>/bases/...``, about 0.3 MB for ResNet-8), so a fresh checkout that still has
-    runs reusing it starts from these very weights instead of training it again."""
+    runs reusing it starts from these very weights instead of training it again. An interrupted
+    one (``unfinished``) is kept as its last checkpoint (1 MB for a ResNet-8 BNS stage), so a
+    long base continues on another machine from where it stopped."""
     kept.mkdir(parents=True, exist_ok=True)
-    for f in BASE_FILES:
+    for f in set(BASE_FILES + UNFINISHED_FILES):
+        (kept / f).unlink(missing_ok=True)
+    for f in UNFINISHED_FILES if unfinished else BASE_FILES:
         if (r.run_dir / f).exists():
             shutil.copy2(r.run_dir / f, kept / f)
 
 
 def _restore_base(r: SuiteRun, kept: Path) -> None:
-    """The inverse of :func:`_keep_base`, for a run folder without weights; a kept run of another
-    config (the suite changed since) is left alone, and the run is trained as usual."""
-    if (r.run_dir / "model.pt").exists() or not (kept / "model.pt").exists() or not (kept / "config.yaml").exists():
+    """The inverse of :func:`_keep_base`, for a run folder with neither weights nor a checkpoint;
+    a kept run of another config (the suite changed since) is left alone, and the run is trained
+    as usual."""
+    here = [f for f in ("model.pt", "checkpoint.pt", "checkpoint.pt.prev") if (r.run_dir / f).exists()]
+    files = BASE_FILES if (kept / "model.pt").exists() else UNFINISHED_FILES
+    if here or not (kept / files[0]).exists():
         return
-    if same_run(yaml.safe_load((kept / "config.yaml").read_text()), r.cfg):
+    if not (kept / "config.yaml").exists() or same_run(yaml.safe_load((kept / "config.yaml").read_text()), r.cfg):
         return
     r.run_dir.mkdir(parents=True, exist_ok=True)
-    for f in BASE_FILES:
+    for f in files:
         if (kept / f).exists():
             shutil.copy2(kept / f, r.run_dir / f)
 

@@ -192,9 +192,20 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def _stop_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def cmd_bench(args) -> int:
+    import signal
+
     from longtail.bench import run_suite
 
+    # a grid stopped by `kill` (or a scheduler's SIGTERM), or by Ctrl-C when started in the
+    # background (where SIGINT would be ignored), stops as Ctrl-C does: keep_bases saves the run
+    # under way
+    signal.signal(signal.SIGTERM, _stop_as_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_suite(Path(args.suite), args.runs, args.results, args.overrides, tier=args.tier, resume=args.resume)
     return 0
 
