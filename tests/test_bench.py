@@ -188,6 +188,41 @@ def test_an_interrupted_kept_base_continues_on_a_fresh_checkout(tmp_path, monkey
     assert (kept / "model.pt").exists() and not (kept / "checkpoint.pt").exists()  # finished: weights replace it
 
 
+def test_a_method_may_run_a_subset_of_the_imbalance_factors(tmp_path):
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[20] * 10, n_test_per_class=4)
+    suite = _write(tmp_path, root)
+    data = yaml.safe_load(suite.read_text())
+    data["imbalance_factors"] = [10, 5]
+    data["methods"]["crt"]["imbalance_factors"] = [10]
+    suite.write_text(yaml.safe_dump(data))
+    _, runs = load_suite(suite, tmp_path / "runs")
+    assert [(r.method, r.imbalance, r.seed) for r in runs] == [
+        ("ce", 10, 0), ("ce", 10, 1), ("crt", 10, 0), ("crt", 10, 1), ("ce", 5, 0), ("ce", 5, 1)]
+    assert all(r.cfg.data.imbalance_factor == r.imbalance for r in runs)
+    for bad in ([100], 10):
+        data["methods"]["crt"]["imbalance_factors"] = bad
+        suite.write_text(yaml.safe_dump(data))
+        with pytest.raises(LongtailError, match="drawn from the suite's imbalance_factors"):
+            load_suite(suite, tmp_path / "runs")
+    data["methods"]["crt"]["imbalance_factors"] = [10, 5]
+    data["methods"]["ce"] = {"config": data["methods"]["ce"], "imbalance_factors": [10]}
+    suite.write_text(yaml.safe_dump(data))
+    with pytest.raises(LongtailError, match="at IF 5 reuses 'ce', which does not run seed 0 at IF 5"):
+        load_suite(suite, tmp_path / "runs")
+
+
+def test_per_class_plots_keep_rows_of_different_class_sizes_apart(tmp_path):
+    from longtail.bench import write_plots
+
+    def row(method, counts):
+        return {"method": method, "seed": 0, "dataset": "fashion_mnist_lt", "imbalance_factor": 100.0,
+                "class_counts": counts, "metrics": {"per_class": [50.0] * 3, "overall": 50.0, "tail": 40.0}}
+
+    made = write_plots([row("ce", [1000, 100, 10]), row("ws_ce", [6000, 600, 60]), row("crt", [1000, 100, 10])], tmp_path)
+    assert sorted(p.name for p in made) == ["per_class_1110img.png", "per_class_6660img.png"]
+    assert [p.name for p in write_plots([row("ce", [1000, 100, 10])], tmp_path)] == ["per_class.png"]
+
+
 def test_reuse_refuses_a_different_stage1(tmp_path):
     root = write_mnist_folder(tmp_path / "data")
     suite = _write(tmp_path, root)

@@ -19,6 +19,9 @@ A suite file names the method configs, the seeds, optionally the imbalance facto
       bns_repr: {config: configs/fashion_mnist_lt/bns_repr.yaml, report: false}
       h2tf_p0.5: {config: configs/fashion_mnist_lt/ce_h2tf.yaml, reuse: ce, set: [stages.1.method_args.h2tf.ratio=0.5]}
       bns_e1000: {config: configs/fashion_mnist_lt/bns_repr.yaml, seeds: [0]}   # a row for some seeds only
+      ws_ce: {config: configs/fashion_mnist_lt/ce.yaml, imbalance_factors: [100]}   # ... at some IFs only
+    order: seed                        # optional: every method of a seed before the next seed
+    keep_bases: true                   # optional: reused runs' weights kept in the results folder
 
 Overrides apply in this order: the tier's epochs, the suite's ``set``, the tier's ``set``,
 ``--set``, the method's ``set`` and its ``tiers`` entry (epoch-valued arguments such as
@@ -175,7 +178,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     specs = {}
     for mid, spec in suite["methods"].items():
         spec = {"config": spec} if isinstance(spec, str) else dict(spec)
-        keys = {"config", "reuse", "report", "set", "tiers", "seeds"}
+        keys = {"config", "reuse", "report", "set", "tiers", "seeds", "imbalance_factors"}
         if set(spec) - keys:
             raise LongtailError(f"suite {path}: method '{mid}' has unknown keys {sorted(set(spec) - keys)}",
                                 f"use {', '.join(sorted(keys))}")
@@ -186,6 +189,11 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         if "seeds" in spec and (not isinstance(spec["seeds"], list) or not set(spec["seeds"]) <= set(seeds)):
             raise LongtailError(f"suite {path}: method '{mid}' seeds = {spec['seeds']!r} must be a list drawn from the "
                                 f"suite's seeds {seeds}", "write e.g. seeds: [0] (a costly row run for one seed)")
+        if "imbalance_factors" in spec and (ifs is None or not isinstance(spec["imbalance_factors"], list)
+                                            or not set(spec["imbalance_factors"]) <= set(ifs)):
+            raise LongtailError(f"suite {path}: method '{mid}' imbalance_factors = {spec['imbalance_factors']!r} must be a "
+                                f"list drawn from the suite's imbalance_factors {ifs}",
+                                "write e.g. imbalance_factors: [100] (a costly row run at one IF)")
         if spec.get("reuse") and spec["reuse"] not in specs:
             raise LongtailError(f"suite {path}: '{mid}' reuses '{spec['reuse']}', which the suite does not run before it",
                                 "list the reused method earlier in 'methods'")
@@ -200,6 +208,8 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     for imb in ifs or [None]:
         root = runs_root / f"if{imb:g}" if imb is not None else runs_root
         for mid, spec in specs.items():  # suite order: the order runs are made and rows are reported
+            if imb is not None and imb not in spec.get("imbalance_factors", [imb]):
+                continue
             base_data = configs[mid]
             method_set = (_override_list(spec.get("set"), f"suite {path}: {mid}.set")
                           + _override_list((spec.get("tiers") or {}).get(tier), f"suite {path}: {mid}.tiers.{tier}"))
@@ -212,8 +222,9 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                 if reuse:
                     base_cfg = next((r.cfg for r in runs if r.method == reuse and r.seed == seed and r.imbalance == imb), None)
                     if base_cfg is None:
-                        raise LongtailError(f"suite {path}: '{mid}' seed {seed} reuses '{reuse}', which does not run seed {seed}",
-                                            f"give '{mid}' the seeds of '{reuse}'")
+                        at = f" at IF {imb:g}" if imb is not None else ""
+                        raise LongtailError(f"suite {path}: '{mid}' seed {seed}{at} reuses '{reuse}', which does not run "
+                                            f"seed {seed}{at}", f"give '{mid}' the seeds and imbalance_factors of '{reuse}'")
                     _check_reusable(mid, data, base_cfg)
                     data.setdefault("model", {})["init"] = str(root / reuse / f"seed{seed}")
                     data["start_stage"] = 1
@@ -541,8 +552,16 @@ def write_plots(rows: list[dict], out: Path) -> list[Path]:
     groups = _groups(rows)
     for ds, imb, sub in groups:
         name = "per_class.png" if len(groups) == 1 else f"per_class_{ds}_if{imb:g}.png"
-        made.append(plots.plot_per_class(per_class_means(sub), sub[0]["class_counts"], out / name,
-                                         title=f"{ds}, IF {imb:g}: per-class accuracy, mean over seeds"))
+        # rows trained on different amounts of the data (max_per_class) have their own class sizes
+        by_counts = {}
+        for r in sub:
+            by_counts.setdefault(tuple(r["class_counts"]), []).append(r)
+        for counts, part in by_counts.items():
+            n = f"{sum(counts):,} training images"
+            made.append(plots.plot_per_class(
+                per_class_means(part), list(counts),
+                out / (name if len(by_counts) == 1 else name.replace(".png", f"_{sum(counts)}img.png")),
+                title=f"{ds}, IF {imb:g}{', ' + n if len(by_counts) > 1 else ''}: per-class accuracy, mean over seeds"))
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         sub = [r for r in rows if r["dataset"] == ds]
         if len({r["imbalance_factor"] for r in sub}) > 1:
