@@ -483,8 +483,12 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             "machine": m["run"]["machine"], "torch": m["run"]["torch"], "date": m["run"]["date"],
             "wall_s": float(wall) if wall else m["run"]["wall_s_this_process"],
         })
-    (out / "results.json").write_text(json.dumps({"suite": meta["suite"], "runs": rows}, indent=1) + "\n")
-    (out / "results.md").write_text(results_table(meta, rows))
+    # written aside and renamed: a grid stopped (Ctrl-C, kill) while writing keeps the last whole file
+    for name, text in (("results.json", json.dumps({"suite": meta["suite"], "runs": rows}, indent=1) + "\n"),
+                       ("results.md", results_table(meta, rows))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / name)
     return rows
 
 
