@@ -287,7 +287,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     recorded = _recorded_rows(out, runs)
     for r in runs:
         _check_folder_config(r)
-    reused = {(r.reuse, r.imbalance, r.seed) for r in runs if r.reuse}
+    reused = _reused(runs)
     kept = {r.key: out / "bases" / r.run_dir.relative_to(meta["runs_root"]) for r in runs
             if meta["keep_bases"] and (r.method, r.imbalance, r.seed) in reused}
     for r in runs:
@@ -297,7 +297,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     # a base that is not reported (report: false) exists only to be reused: once every run that
     # reuses it is finished or recorded (a fresh checkout of a finished part), it is not trained
     while True:
-        wanted = {(r.reuse, r.imbalance, r.seed) for r in todo if r.reuse}
+        wanted = _reused(todo)
         idle = [r for r in todo if not r.report and (r.method, r.imbalance, r.seed) not in wanted]
         if not idle:
             break
@@ -364,6 +364,11 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         write_plots(rows, out)  # once at the end: a plot per IF costs seconds
     log(f"results: {out / 'results.json'}, {out / 'results.md'}, plots in {out}")
     return out
+
+
+def _reused(runs: list[SuiteRun]) -> set[tuple]:
+    """(method, IF, seed) of every run that one of ``runs`` starts from."""
+    return {(r.reuse, r.imbalance, r.seed) for r in runs if r.reuse}
 
 
 # what a reused run leaves for the runs that start from it: weights, per-stage results, config;
