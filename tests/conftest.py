@@ -90,10 +90,12 @@ def _cache(_prepared_root, monkeypatch):
 
 def die_after_epochs(monkeypatch, n: int, exc: type[BaseException] = KeyboardInterrupt):
     """Make ``Trainer._train_epoch`` raise ``exc`` once ``n`` epochs have run (a killed run);
-    returns a function that restores the real one."""
+    returns a function that restores the real one. ``monkeypatch`` None patches for good (a
+    spawned worker process, which ends with the run)."""
     from longtail.engine import trainer as trainer_mod
 
     real, calls = trainer_mod.Trainer._train_epoch, {"n": 0}
+    patch = monkeypatch.setattr if monkeypatch is not None else setattr
 
     def dying(self, *a, **k):
         if calls["n"] == n:
@@ -101,5 +103,5 @@ def die_after_epochs(monkeypatch, n: int, exc: type[BaseException] = KeyboardInt
         calls["n"] += 1
         return real(self, *a, **k)
 
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
-    return lambda: monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real)
+    patch(trainer_mod.Trainer, "_train_epoch", dying)
+    return lambda: patch(trainer_mod.Trainer, "_train_epoch", real)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_mnist_folder
+from conftest import die_after_epochs, write_mnist_folder
 from longtail.config import load_config
 from longtail.engine import trainer as trainer_mod
 from longtail.engine.trainer import Trainer
@@ -69,18 +69,10 @@ def test_ipdpp_stage_redraws_and_resumes_bit_exact(tiny_root, tmp_path, monkeypa
         rows = [r for r in csv.DictReader(f) if r["stage"] == "stage2"]
     assert [int(r["images"]) for r in rows] == [len(pools[0])] * 4  # an epoch is one pass over the subset
 
-    calls = {"n": 0}
-
-    def dying(self, *a, **k):
-        if calls["n"] == 3:  # after stage 1 and two IP-DPP epochs: between redraws
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        return real_epoch(self, *a, **k)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", dying)
+    restore = die_after_epochs(monkeypatch, 3)  # after stage 1 and two IP-DPP epochs: between redraws
     with pytest.raises(KeyboardInterrupt):
         Trainer(_cfg(tiny_root, stages), tmp_path / "b", log=lambda m: None).run()
-    monkeypatch.setattr(trainer_mod.Trainer, "_train_epoch", real_epoch)
+    restore()
     Trainer(_cfg(tiny_root, stages), tmp_path / "b", resume=True, log=lambda m: None).run()
     a = torch.load(ref / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)

@@ -14,7 +14,7 @@ import socket
 import pytest
 import torch
 
-from conftest import write_mnist_folder
+from conftest import die_after_epochs, write_mnist_folder
 from longtail.config import load_config
 from longtail.engine.distributed import DistInfo, shard
 from longtail.engine.trainer import Trainer
@@ -87,18 +87,8 @@ class _Killed(Exception):
 def _worker_killed(rank, world, port, root, out, kill_after, resume):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from longtail.engine import trainer as trainer_mod
-
     if kill_after is not None:
-        real, calls = trainer_mod.Trainer._train_epoch, {"n": 0}
-
-        def dying(self, *a, **k):
-            if calls["n"] == kill_after:
-                raise _Killed()
-            calls["n"] += 1
-            return real(self, *a, **k)
-
-        trainer_mod.Trainer._train_epoch = dying
+        die_after_epochs(None, kill_after, _Killed)
     try:
         Trainer(_cfg(root), out, resume=resume, log=lambda m: None).run()
     except _Killed:

@@ -56,6 +56,7 @@ import yaml
 
 from longtail.config import RunConfig, apply_overrides, from_dict, same_run, to_dict
 from longtail.errors import LongtailError
+from longtail.files import write_atomic
 
 METRIC_KEYS = ("overall", "many", "medium", "few", "head", "tail", "tail3", "ece")
 # an epoch of a head-only stage against one that trains the whole network, for the ETA (measured:
@@ -488,12 +489,9 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             "machine": m["run"]["machine"], "torch": m["run"]["torch"], "date": m["run"]["date"],
             "wall_s": float(wall) if wall else m["run"]["wall_s_this_process"],
         })
-    # written aside and renamed: a grid stopped (Ctrl-C, kill) while writing keeps the last whole file
-    for name, text in (("results.json", json.dumps({"suite": meta["suite"], "runs": rows}, indent=1) + "\n"),
-                       ("results.md", results_table(meta, rows))):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(out / name)
+    # a grid stopped (Ctrl-C, kill) while writing keeps the last whole file
+    write_atomic(out / "results.json", json.dumps({"suite": meta["suite"], "runs": rows}, indent=1) + "\n")
+    write_atomic(out / "results.md", results_table(meta, rows))
     return rows
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from longtail.errors import LongtailError
+from longtail.files import write_atomic
 
 VERSION = 1
 SHARD_BYTES = 256 << 20  # 256 MiB a shard: few files, each small enough to rewrite after a crash
@@ -207,9 +208,7 @@ def prepare(files, cache_dir: str = "", workers: int = -1, log=print) -> CachedI
             pool.terminate()
     manifest = {"version": VERSION, "count": count, "size": size, "channels": channels, "per_shard": per_shard,
                 "sha256": sums, "files": [str(p) for p in files.paths]}
-    tmp = folder / f".manifest.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest))
-    tmp.replace(folder / "manifest.json")
+    write_atomic(folder / "manifest.json", json.dumps(manifest))
     dt = time.perf_counter() - t0
     log(f"prepared {count} images in {dt:.0f} s ({count / max(dt, 1e-9):.0f} img/s, {count * image / 2**20:.0f} MiB)")
     return CachedImages(folder)

@@ -13,13 +13,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
 
 from longtail.errors import LongtailError
+from longtail.files import write_atomic
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
 CACHE_ROOT = Path.home() / ".cache" / "longtail" / "fashion-mnist"  # where a download lands
@@ -73,10 +73,7 @@ def download(base_url: str, dest: Path, files: dict[str, str] = FASHION_MNIST_SH
             raise LongtailError(f"{url} is not a valid gzip file ({e})", _manual_fix(dest)) from None
         if got != sha:
             raise LongtailError(f"{url} failed verification: SHA-256 {got[:16]}... != expected {sha[:16]}...", _manual_fix(dest))
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, dest / name)
+        write_atomic(dest / name, raw)
     return dest
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import time
@@ -36,6 +37,7 @@ from longtail.engine import distributed
 from longtail.engine.runtime import RunLock, derive_seed, generator, machine_description, resolve_precision, setup_process
 from longtail.engine.schedule import learning_rate
 from longtail.errors import LongtailError
+from longtail.files import write_atomic
 from longtail.progress import progress
 from longtail.evaluation.metrics import compute_metrics
 from longtail.methods import Batch, Plugin, StageContext, make_method, method_class, split_method
@@ -508,10 +510,11 @@ class Trainer:
         if not rows:
             return
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(self.out / "history.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+        write_atomic(self.out / "history.csv", text.getvalue())
 
     # -------------------------------------------------------------------------------- run
     def run(self) -> dict:
@@ -680,9 +683,7 @@ class Trainer:
                                 "size": self.train_set.image_size, "resize": int(self.train_set.images.shape[-1]),
                                 "mean": list(self.mean), "std": list(self.std)},
                       "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
-        tmp = self.out / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(out, indent=1))
-        tmp.replace(self.out / "metrics.json")
+        write_atomic(self.out / "metrics.json", json.dumps(out, indent=1))
         self._write_history()
         if self.cfg.eval.plots:
             from longtail.evaluation.report import write_run_plots
