@@ -82,14 +82,33 @@ def gather_rows(local: torch.Tensor, positions: torch.Tensor, total: int, info: 
     return out
 
 
+class _AllGather(torch.autograd.Function):
+    """y = [x_0; x_1; ...; x_{R-1}] (every rank's rows, rank order). Every rank's loss L_r
+    reads all of y, so the total loss L = sum_r L_r has dL/dx_r = sum_r' (dL_r'/dy)[rows of r]:
+    the backward pass sums the gradient over ranks (all-reduce) and keeps this rank's rows.
+    (``torch.distributed.nn.functional.all_gather`` does the same and is deprecated.)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.rank, ctx.world, ctx.rows = dist.get_rank(), dist.get_world_size(), len(x)
+        parts = [torch.empty_like(x) for _ in range(ctx.world)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def all_gather_with_grad(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Concatenate ``x`` from every rank (rank order), keeping the autograd graph: the
-    backward pass returns to each rank the gradient of its own rows (summed over ranks)."""
+    """Concatenate ``x`` (the same number of rows on every rank) from every rank in rank order,
+    keeping the autograd graph: the backward pass returns to each rank the gradient of its own
+    rows, summed over ranks."""
     if not info.active:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), 0)
+    return _AllGather.apply(x)
 
 
 def broadcast_object(obj, info: DistInfo):
