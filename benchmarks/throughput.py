@@ -161,7 +161,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/throughput.json"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="fp32", help="engine.precision (auto: bf16 on CUDA)")
+    ap.add_argument("--precision", default="fp32", help="engine.precision (auto: bf16 on CUDA and on CPUs with native bf16)")
     ap.add_argument("--compile", action="store_true", help="engine.compile: torch.compile the backbone")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--arch", default="resnet32")

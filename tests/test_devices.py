@@ -126,9 +126,25 @@ def test_losses_stay_float32_under_autocast():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             got = f()
         assert got.dtype == torch.float32 and torch.equal(got, want), name
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
     assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
+
+
+def test_auto_precision_on_cpu_follows_native_bf16(monkeypatch, tmp_path):
+    from longtail.engine import runtime
+
+    cpuinfo, cpu, detect = tmp_path / "cpuinfo", torch.device("cpu"), runtime.cpu_has_native_bf16
+    for flags, native in (("fpu sse2 avx2 avx512f avx512_vnni", False), ("fpu avx512f avx512_bf16 avx512_vnni", True),
+                          ("fpu amx_bf16 amx_tile amx_int8", True)):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert detect(cpuinfo) is native
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.setenv("LONGTAIL_CPU_BF16", "1")
+        assert runtime.resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+        monkeypatch.setenv("LONGTAIL_CPU_BF16", "0")  # what the test suite runs with
+        assert runtime.resolve_precision("auto", cpu) == "fp32"
+        assert runtime.resolve_precision("bf16", cpu) == "bf16"  # asked for, whatever the CPU
+    assert detect(tmp_path / "absent") is False  # no /proc/cpuinfo (macOS, Windows): fp32
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

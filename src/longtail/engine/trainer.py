@@ -156,6 +156,9 @@ class Trainer:
         self.mean = tuple(mean) if len(mean) == ch else (sum(mean) / len(mean),) * ch
         self.std = tuple(std) if len(std) == ch else (sum(std) / len(std),) * ch
         self.precision = resolve_precision(cfg.engine.precision, self.device)
+        if self.device.type == "cpu" and self.precision == "bf16" and cfg.engine.precision == "auto":
+            self.log("note: engine.precision auto: bf16 autocast on this CPU (it has native bf16 instructions); "
+                     "engine.precision: fp32 trains in fp32")
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         if self.device.type == "cuda" and cfg.engine.precision == "auto":
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (losses) on TF32 cores
