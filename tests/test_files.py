@@ -11,6 +11,8 @@ def test_write_atomic_replaces_whole_and_leaves_no_temporary_file(tmp_path):
     write_atomic(target, b"new\n")
     assert target.read_text() == "new\n"
     assert os.listdir(tmp_path) == ["results.json"]
+    (tmp_path / "plain.txt").write_text("")  # the permissions a plain open gives (umask applied)
+    assert os.stat(target).st_mode == os.stat(tmp_path / "plain.txt").st_mode
 
 
 def test_write_atomic_keeps_the_last_whole_file_when_writing_fails(tmp_path):

@@ -4,7 +4,8 @@ A run or a grid may be stopped (Ctrl-C, ``kill``, a full disk) while it writes i
 reader must then find the previous whole file, never half of the new one. So every result file
 is written to a temporary file in the same folder (a rename is atomic only within one file
 system) and renamed over the target. The temporary name is unique per writer, so two
-processes writing one target never write one temporary file.
+processes writing one target never write one temporary file; the file gets the permissions a
+plain ``open`` would give it (``mkstemp`` alone would leave it readable by its owner only).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def write_atomic(path: Path | str, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
