@@ -19,6 +19,8 @@ def test_round_trip_and_previous_kept(tmp_path):
     assert ckpt.load_checkpoint(p)["model"]["w"][0] == 2.0
     assert ckpt.load_checkpoint(ckpt.previous_path(p))["model"]["w"][0] == 1.0
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    (tmp_path / "plain").write_text("")  # the permissions a plain open gives, not mkstemp's 0600
+    assert os.stat(p).st_mode == os.stat(tmp_path / "plain").st_mode
 
 
 def test_corruption_detected_and_fallback(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from longtail.errors import LongtailError
+from longtail.files import plain_permissions
 
 MAGIC = b"LONGTAIL-CKPT 1\n"
 
@@ -36,6 +37,7 @@ def save_checkpoint(state: dict, path: Path, keep_previous: bool = True) -> Path
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        plain_permissions(tmp)
         if keep_previous and path.exists():
             os.replace(path, previous_path(path))
         os.replace(tmp, path)

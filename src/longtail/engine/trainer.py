@@ -672,7 +672,9 @@ class Trainer:
     def _write_outputs(self, model, final: dict, wall_s: float):
         if not self.dist.main:
             return
-        torch.save(model.state_dict(), self.out / "model.pt")
+        weights = io.BytesIO()
+        torch.save(model.state_dict(), weights)
+        write_atomic(self.out / "model.pt", weights.getvalue())
         out = {k: v for k, v in final.items() if k != "confusion_matrix"}
         out["stages"] = [{"stage": e["stage"], "method": e["method"],
                           **{k: v for k, v in e["metrics"].items() if k != "confusion_matrix"},
