@@ -54,7 +54,7 @@ class FileImages:
                 w, h = im.size
                 left, top = (w - self.size) // 2, (h - self.size) // 2
                 im = im.crop((left, top, left + self.size, top + self.size))
-                arr = np.asarray(im, dtype=np.uint8)
+                arr = np.array(im, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on PIL's read-only buffer
         except FileNotFoundError:
             raise LongtailError(f"image listed but missing: {path}", "check the list file and data.root") from None
         except (UnidentifiedImageError, OSError) as e:
