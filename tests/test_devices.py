@@ -147,6 +147,33 @@ def test_auto_precision_on_cpu_follows_native_bf16(monkeypatch, tmp_path):
     assert detect(tmp_path / "absent") is False  # no /proc/cpuinfo (macOS, Windows): fp32
 
 
+def test_auto_precision_resumes_in_the_precision_it_started_with(monkeypatch, tmp_path):
+    """A run started under ``auto`` on a CPU with native bf16 and resumed on one without keeps
+    training in bf16: its weights equal an uninterrupted bf16 run's."""
+    from longtail.engine import runtime
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[30] * 10, n_test_per_class=4)
+    over = ["data.dataset=mnist", f"data.root={root}", "data.imbalance_factor=10", "model.arch=resnet8",
+            "engine.threads=2", "engine.progress=false", "eval.plots=false", "engine.precision=auto",
+            "stages=[{method: ce, epochs: 2, batch_size: 32}]"]
+    monkeypatch.setenv("LONGTAIL_CPU_BF16", "1")
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    Trainer(load_config(None, over), tmp_path / "whole", log=lambda m: None).run()
+    assert json.loads((tmp_path / "whole/metrics.json").read_text())["run"]["precision"] == "bf16"
+    restore = die_after_epochs(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(load_config(None, over), tmp_path / "cut", log=lambda m: None).run()
+    restore()
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)  # another machine
+    logs = []
+    Trainer(load_config(None, over), tmp_path / "cut", resume=True, log=logs.append).run()
+    assert json.loads((tmp_path / "cut/metrics.json").read_text())["run"]["precision"] == "bf16"
+    assert any("started in bf16 and continues in it" in m for m in logs)
+    a = torch.load(tmp_path / "whole/model.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut/model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_prepared_images_checkpointing_and_accumulation_on_cuda(tmp_path):
     """A prepared image folder read into pinned memory, the random resized crop on the device,

@@ -155,17 +155,35 @@ class Trainer:
         mean, std = (self._pretrained["mean"], self._pretrained["std"]) if self._pretrained else (info.mean, info.std)
         self.mean = tuple(mean) if len(mean) == ch else (sum(mean) / len(mean),) * ch
         self.std = tuple(std) if len(std) == ch else (sum(std) / len(std),) * ch
-        self.precision = resolve_precision(cfg.engine.precision, self.device)
+        self._use_precision(resolve_precision(cfg.engine.precision, self.device))
         if self.device.type == "cpu" and self.precision == "bf16" and cfg.engine.precision == "auto":
             self.log("note: engine.precision auto: bf16 autocast on this CPU (it has native bf16 instructions); "
                      "engine.precision: fp32 trains in fp32")
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         if self.device.type == "cuda" and cfg.engine.precision == "auto":
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (losses) on TF32 cores
             torch.backends.cudnn.allow_tf32 = True
-        self.scaler = torch.amp.GradScaler(enabled=self.precision == "fp16" and self.device.type == "cuda")
         self._step = None  # (method, its step module) of the stage in progress
         self._last_save = time.monotonic()
+
+    def _use_precision(self, precision: str):
+        self.precision = precision
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.scaler = torch.amp.GradScaler(enabled=precision == "fp16" and self.device.type == "cuda")
+
+    def _keep_started_precision(self, started: str | None):
+        """``engine.precision: auto`` resolves by machine, so a run resumed on another machine
+        (a CPU with or without native bf16) would change precision halfway; it keeps the one it
+        started with instead. A precision the config names is used as named."""
+        if started is None or started == self.precision:
+            return
+        if self.cfg.engine.precision != "auto":
+            self.log(f"note: this run started in {started}; it continues in {self.precision} (engine.precision)")
+        elif started == "fp16" and self.device.type != "cuda":
+            self.log(f"note: this run started in fp16 on a GPU; fp16 needs one, so it continues in {self.precision}")
+        else:
+            self.log(f"note: engine.precision auto: this run started in {started} and continues in it "
+                     f"(auto alone would pick {self.precision} here)")
+            self._use_precision(started)
 
     # ------------------------------------------------------------------------------ model
     def _follow_pretrained_input(self):
@@ -492,6 +510,7 @@ class Trainer:
             "method": method.state_dict() if method is not None else {},
             "history": self.state.history, "stage_metrics": self.state.stage_metrics,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "precision": self.precision,
         }
         ckpt.save_checkpoint(state, self.out / CHECKPOINT)
         self._last_save = time.monotonic()
@@ -581,6 +600,7 @@ class Trainer:
             if (self.out / CHECKPOINT).exists() or ckpt.previous_path(self.out / CHECKPOINT).exists():
                 loaded = ckpt.load_latest(self.out / CHECKPOINT, map_location=self.device, log=self.log)
                 self.state = RunState(loaded["stage"], loaded["epoch"], loaded["history"], loaded["stage_metrics"])
+                self._keep_started_precision(loaded.get("precision"))
                 if self.state.stage >= len(self.stages):  # finished: only the outputs are (re)written
                     model.load_state_dict(loaded["model"])
                     self.log(f"{self.out}: every stage is done; rewriting its outputs")
