@@ -65,6 +65,11 @@ def test_folder_to_predictions_and_export(tmp_path, capsys):
     want, _ = tr.predict(net, tr.splits.test)
     got = ts(tr.splits.test.images.float() / 255.0)
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    # the torch.export program gives the same logits, at any batch size
+    assert main(["export", str(run), "--out", str(tmp_path / "pt2"), "--format", "pt2"]) == 0
+    program = torch.export.load(str(tmp_path / "pt2" / "model.pt2")).module()
+    x = tr.splits.test.images.float() / 255.0
+    assert torch.allclose(program(x), want, atol=1e-5) and torch.allclose(program(x[:1]), want[:1], atol=1e-5)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["run"]["input"]["class_names"] == ["dark", "grey", "light"]
 

@@ -151,6 +151,12 @@ class LoadedModel:
         if fmt == "torchscript":
             path = out / "model.torchscript.pt"
             torch.jit.trace(self.model, example).save(str(path))
+        elif fmt == "pt2":
+            # torch.export, PyTorch's successor to TorchScript: load with
+            # torch.export.load(path).module(); the batch dimension stays free
+            path = out / "model.pt2"
+            batch = torch.export.Dim("batch", min=1)
+            torch.export.save(torch.export.export(self.model, (example,), dynamic_shapes=({0: batch},)), str(path))
         elif fmt == "onnx":
             try:
                 import onnx  # noqa: F401
@@ -160,7 +166,7 @@ class LoadedModel:
             torch.onnx.export(self.model, (example,), str(path), input_names=["images"], output_names=["logits"],
                               dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
         else:
-            raise LongtailError(f"unknown export format '{fmt}'", "use torchscript or onnx")
+            raise LongtailError(f"unknown export format '{fmt}'", "use torchscript, pt2 or onnx")
         return path
 
 

@@ -292,9 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default="predictions.csv")
     pr.add_argument("--top-k", type=int, default=1)
     pr.set_defaults(func=cmd_predict)
-    x = sub.add_parser("export", help="a standalone model of a finished run (TorchScript, or ONNX with the onnx package)")
+    x = sub.add_parser("export", help="a standalone model of a finished run (TorchScript, torch.export's .pt2, or ONNX with the onnx package)")
     x.add_argument("run_dir")
-    x.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    x.add_argument("--format", choices=["torchscript", "pt2", "onnx"], default="torchscript",
+                   help="pt2: torch.export (load with torch.export.load(path).module()); torchscript: for libtorch")
     x.add_argument("--out", help="folder (default RUN/export)")
     x.set_defaults(func=cmd_export)
     f = sub.add_parser("fetch", help="make sure a data set is on disk (Fashion-MNIST)")
