@@ -114,3 +114,21 @@ def test_a_corrupt_image_stops_before_any_work(tmp_path, capsys):
                  "--set", "data.channels=3", "--set", "data.in_memory=false", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "corrupt image" in err and "3.png" in err and not (out / "checkpoint.pt").exists()
+
+
+def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, capsys, monkeypatch):
+    """data.in_memory with images that would fill more than half the free memory: an error that
+    names the size and the settings that stream them instead, before any image is decoded."""
+    from longtail.config import load_config
+    from longtail.data import datasets
+    from longtail.data.images import FileImages
+
+    data = _folder(tmp_path / "photos")  # 35 images, 3 x 16 x 16
+    monkeypatch.setattr(datasets, "available_memory", lambda: 2 * 35 * 3 * 16 * 16 - 2)
+    monkeypatch.setattr(FileImages, "decode", lambda *a: pytest.fail("decoded an image"))
+    assert main(["train", str(ROOT / "configs/image_folder.yaml"), "--set", f"data.root={data}",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "35 images at 3 x 16 x 16" in err and "data.in_memory=false data.cache=true" in err
+    monkeypatch.setattr(datasets, "available_memory", lambda: 2 * 35 * 3 * 16 * 16)  # exactly half: fits
+    assert datasets._check_fits_in_memory(load_config(ROOT / "configs/image_folder.yaml").data, 35, 3, 16) is None

@@ -7,6 +7,7 @@ holds out a balanced validation split, and leaves the test split balanced as pub
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,13 +104,11 @@ def _read_raw(cfg, notes: list[str]) -> tuple:
     num_classes = cfg.num_classes or int(max(int(p[1].max()) for p in parsed if p) + 1)
     size = cfg.image_size or 224
     notes.append(f"images decoded at {_sizes(cfg, size)}, {cfg.channels or 3} channel(s) (data.image_size, data.resize, data.channels)")
-    out = []
     for p, lst in zip(parsed, lists):
-        if p is None:
-            out.append(None)
-            continue
-        formats.check_files_exist(p[0], lst)
-        out.append(_file_set(p[0], p[1], num_classes, size, cfg.channels or 3, cfg, [], notes))
+        if p is not None:
+            formats.check_files_exist(p[0], lst)
+    _check_fits_in_memory(cfg, sum(len(p[0]) for p in parsed if p), cfg.channels or 3, cfg.resize or size)
+    out = [None if p is None else _file_set(p[0], p[1], num_classes, size, cfg.channels or 3, cfg, [], notes) for p in parsed]
     return out[0], out[1], out[2]
 
 
@@ -179,8 +178,39 @@ def _read_image_folder(cfg, notes: list[str]):
         if not channels:
             channels = 1 if all(mode in ("1", "L", "I", "I;16", "F") for _, mode in shapes) else info.channels
         notes.append(f"images decoded at {_sizes(cfg, size)} ({how}), {channels} channel(s)")
+    _check_fits_in_memory(cfg, sum(len(s[0]) for s in sets if s), channels, cfg.resize or size)
     out = [None if s is None else _file_set(s[0], s[1], len(classes), size, channels, cfg, classes, notes) for s in sets]
     return out[0], out[1], out[2], manifest
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_fits_in_memory(cfg, n: int, channels: int, stored: int) -> None:
+    """``data.in_memory`` decodes every image into one uint8 tensor up front; refuse, before
+    decoding any, when that would take more than half the memory available (training needs the
+    rest), naming the settings that stream the images instead."""
+    if not cfg.in_memory:
+        return
+    need, free = n * channels * stored * stored, available_memory()
+    if free is not None and need > free // 2:
+        raise LongtailError(
+            f"data.in_memory: {n:,} images at {channels} x {stored} x {stored} take {need / 2**30:.1f} GiB decoded, "
+            f"more than half the {free / 2**30:.1f} GiB of memory available",
+            "set data.in_memory=false data.cache=true (decoded once into shards on disk, read from there; "
+            "`longtail prepare CONFIG` does it ahead), or data.in_memory=false alone (decoded every epoch), "
+            "or a smaller data.image_size")
 
 
 def verify_images(paths) -> None:
