@@ -36,7 +36,7 @@ class DataConfig:
     # larger than the input: training crops data.image_size out of it (augment.policy), evaluation
     # its centre (ImageNet's Resize(256) + CenterCrop(224) is resize 256, image_size 224); 0 = image_size
     resize: int = 0
-    in_memory: bool = False  # file-based data sets: decode everything up front
+    in_memory: bool = False  # file-based data sets: decode everything up front (refused above half the available memory)
     # file-based data sets: decode each image once into uint8 shards (`longtail prepare`), read
     # them every epoch; false = decode with Pillow every epoch
     cache: bool = True
