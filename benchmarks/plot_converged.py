@@ -6,12 +6,13 @@ its accuracy on each class.
 ten classes in halves, and the test set is balanced, so overall accuracy is their mean and
 the dashed diagonals are lines of equal overall accuracy; a method that trades head for tail
 moves along them, one that helps both moves up and right. ``per_class_heatmap.png``: method ×
-class accuracy, classes by training count. Rows from ``ws_*`` (the whole training set) are
-left out of the scatter: their head classes have six times the data.
+class accuracy, classes by training count. Rows from ``ws_*`` (the whole training set: their
+head classes have six times the data) get figures of their own, ``head_tail_whole_set.png``
+and ``per_class_heatmap_whole_set.png``.
 
 Reads benchmarks/results/fashion_mnist_lt_converged/results.json (made by ``longtail bench
 benchmarks/suites/fashion_mnist_lt_converged.yaml --resume``; any subset of its rows) and
-writes the two figures next to it. Run: ``python benchmarks/plot_converged.py [RESULTS_DIR]``.
+writes the figures next to it. Run: ``python benchmarks/plot_converged.py [RESULTS_DIR]``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist_lt_conver
 
 def family(method: str) -> str:
     """The colour group of a row: what its stage 1 is."""
+    method = method.removeprefix("ws_")
     if method.startswith("bns"):
         return "BNS stage 1"
     if "pif" in method or "pih2t" in method:
@@ -81,7 +83,8 @@ def plot_head_tail(s: dict, path: Path, title: str) -> Path:
     top = [v for v in s.values() if v["overall"][0] >= cut]
     zx = (min(v["tail"][0] for v in top) - 1, max(v["tail"][0] for v in top) + 1)
     zy = (min(v["head"][0] for v in top) - 0.7, max(v["head"][0] for v in top) + 0.7)
-    full = (min(v["tail"][0] for v in s.values()) - 5, 100), (min(v["head"][0] for v in s.values()) - 3, 92)
+    heads = [v["head"][0] for v in s.values()]
+    full = (min(v["tail"][0] for v in s.values()) - 5, 100), (min(heads) - 3, min(100, max(92, max(heads) + 1.5)))
     _panel(ax, s, colours, *full, label=lambda v: v["overall"][0] < cut)
     ax.add_patch(plt.Rectangle((zx[0], zy[0]), zx[1] - zx[0], zy[1] - zy[0], fill=False, lw=0.8, ls=":", color="0.3"))
     ax.set_title("every method (dotted box: enlarged on the right)", fontsize=9)
@@ -109,23 +112,30 @@ def setup_title(rows: list[dict], seeds: list[int]) -> str:
     return f"{where}, {arch}, seeds {', '.join(map(str, seeds))}"
 
 
-def main(results: Path = RESULTS) -> None:
-    rows = [r for r in json.loads((results / "results.json").read_text())["runs"] if float(r["imbalance_factor"]) == 100.0]
-    quick = [r for r in rows if not r["method"].startswith("ws_")]
-    seeds = sorted({r["seed"] for r in quick})
-    s = summary(quick)
+def figures(rows: list[dict], results: Path, suffix: str) -> None:
+    """The scatter and the heatmap of one part of the suite (rows of one training set)."""
+    seeds = sorted({r["seed"] for r in rows})
+    s = summary(rows)
     print(f"{'method':<26}{'seeds':>6}{'overall':>9}{'head':>8}{'tail':>8}")
     for m, v in sorted(s.items(), key=lambda kv: -kv[1]["overall"][0]):
         print(f"{m:<26}{v['overall'][2]:>6}{v['overall'][0]:>9.2f}{v['head'][0]:>8.2f}{v['tail'][0]:>8.2f}")
-    title = setup_title(quick, seeds)
-    print(plot_head_tail(s, results / "head_tail.png", title))
-    counts = quick[0]["class_counts"]
-    names = DATASET_CLASSES.get(quick[0]["config"]["data"]["dataset"])
+    title = setup_title(rows, seeds)
+    print(plot_head_tail(s, results / f"head_tail{suffix}.png", title))
+    counts = rows[0]["class_counts"]
+    names = DATASET_CLASSES.get(rows[0]["config"]["data"]["dataset"])
     by_overall = sorted(s, key=lambda m: -s[m]["overall"][0])
-    means = per_class_means(quick)
-    print(plots.plot_heatmap({m: means[m] for m in by_overall}, counts, results / "per_class_heatmap.png",
+    means = per_class_means(rows)
+    print(plots.plot_heatmap({m: means[m] for m in by_overall}, counts, results / f"per_class_heatmap{suffix}.png",
                              class_names=names if names and len(names) == len(counts) else None,
                              title=f"{title}: per-class accuracy (%), mean over seeds, best overall first"))
+
+
+def main(results: Path = RESULTS) -> None:
+    rows = [r for r in json.loads((results / "results.json").read_text())["runs"] if float(r["imbalance_factor"]) == 100.0]
+    figures([r for r in rows if not r["method"].startswith("ws_")], results, "")
+    whole = [r for r in rows if r["method"].startswith("ws_")]
+    if whole:
+        figures(whole, results, "_whole_set")
 
 
 if __name__ == "__main__":
