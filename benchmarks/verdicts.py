@@ -140,7 +140,8 @@ def main(argv=None) -> None:
     ap.add_argument("--five-epoch", type=Path, nargs="+", help="5-epoch results folders: a column of their verdicts beside "
                     "(per claim, the first folder holding its rows)")
     ap.add_argument("--geometry", type=Path, help="benchmarks/feature_geometry.py JSON of the converged runs")
-    ap.add_argument("--five-epoch-geometry", type=Path, help="the same for the 5-epoch runs")
+    ap.add_argument("--five-epoch-geometry", type=Path, nargs="+", help="the same for the 5-epoch runs (each file a source, "
+                    "after the results folders)")
     a = ap.parse_args(argv)
     rows = []
     for p in a.results:
@@ -153,8 +154,11 @@ def main(argv=None) -> None:
     conv = verdicts(rows, a.imbalance)
     if a.five_epoch:
         sources = [(p.name, json.loads((p / "results.json").read_text())["runs"]) for p in a.five_epoch]
-        if a.five_epoch_geometry:
-            sources.append((a.five_epoch_geometry.stem, geometry_rows(a.five_epoch_geometry)))
+        for g in a.five_epoch_geometry or []:
+            # benchmarks/results/feature_geometry.json -> "feature_geometry", a suite's own ->
+            # "<suite>/feature_geometry"
+            name = g.stem if g.parent.name == "results" else f"{g.parent.name}/{g.stem}"
+            sources.append((name, geometry_rows(g)))
         quick = first_decided(sources, a.imbalance)
         print("| claim | metric | 5-epoch verdict (n) | 5-epoch A − B per seed | converged verdict (n) | converged A − B per seed |")
         print("|---|---|---|---|---|---|")

@@ -537,6 +537,27 @@ def test_verdict_table_leaves_converged_only_claims_out_of_the_5_epoch_column(tm
     assert lines["cRT beats CE"].split(" | ")[2] == "does not (1)"  # its 5-epoch column is filled
 
 
+def test_five_epoch_geometry_files_fill_claims_in_order(tmp_path, capsys):
+    """Several --five-epoch-geometry files: per claim the first holding its rows decides, and
+    the cell names the file (a suite's own file by its folder)."""
+    script = _benchmark("verdicts")
+    (tmp_path / "conv").mkdir()
+    (tmp_path / "conv" / "results.json").write_text(json.dumps({"runs": []}))
+    (tmp_path / "five").mkdir()
+    (tmp_path / "five" / "results.json").write_text(json.dumps({"runs": []}))
+    first = tmp_path / "results" / "feature_geometry.json"
+    second = tmp_path / "fill_suite" / "feature_geometry.json"
+    for path, rows in ((first, (("ce", 0.10), ("ce_pif", 0.08))),
+                       (second, (("ce", 0.50), ("ce_pif", 0.90), ("ldam_drw", 0.10), ("ldam_drw_pif", 0.12)))):
+        path.parent.mkdir()
+        path.write_text(json.dumps({"rows": [{"method": m, "seed": 0, "intra": x} for m, x in rows]}))
+    script.main([str(tmp_path / "conv"), "--five-epoch", str(tmp_path / "five"), "--five-epoch-geometry", str(first), str(second)])
+    lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in capsys.readouterr().out.splitlines()}
+    assert "| holds (1) | ce_pif − ce: -2.0 (mean -2.00) [feature_geometry] |" in lines["PIF tightens classes (CE)"]
+    assert "| does not (1) | ldam_drw_pif − ldam_drw: +2.0 (mean +2.00) [fill_suite/feature_geometry] |" in \
+        lines["PIF tightens classes (LDAM-DRW)"]
+
+
 def test_plot_converged_summarises_and_draws(tmp_path):
     plot_converged = _benchmark("plot_converged")
 
@@ -553,5 +574,7 @@ def test_plot_converged_summarises_and_draws(tmp_path):
     assert plot_converged.setup_title(rows[:2], [0, 1]) == "fashion_mnist IF 100, at most 1,000 images a class, resnet8, seeds 0, 1"
     other = {**rows[1], "config": {**rows[1]["config"], "model": {"arch": "resnet32"}}}
     assert "resnet8" not in plot_converged.setup_title([rows[0], other], [0, 1])
+    assert plot_converged.family("ws_bns_crt") == "BNS stage 1"
     plot_converged.main(tmp_path)
-    assert (tmp_path / "head_tail.png").stat().st_size > 0 and (tmp_path / "per_class_heatmap.png").stat().st_size > 0
+    for name in ("head_tail", "per_class_heatmap", "head_tail_whole_set", "per_class_heatmap_whole_set"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 0, name
