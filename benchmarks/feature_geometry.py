@@ -79,6 +79,10 @@ def main() -> None:
             rows.append({"method": method, "seed": cfg.seed, "imbalance_factor": cfg.data.imbalance_factor,
                          **{k: round(v, 5) for k, v in g.items()}})
             print(json.dumps(rows[-1]), flush=True)
+    if not rows:
+        sys.exit(f"no finished run (<method>/seed<k>/model.pt, methods {', '.join(METHODS)}) under {args.runs}: "
+                 "pass the folder of the suite's runs at one IF, e.g. runs/bench/<suite>/if100 (a suite with tiers: "
+                 "runs/bench/<suite>/<tier>/if100)")
     summary = {}
     for method in METHODS:
         rs = [r for r in rows if r["method"] == method]
