@@ -16,7 +16,7 @@ import torch
 
 from conftest import die_after_epochs, write_mnist_folder
 from longtail.config import load_config
-from longtail.engine.distributed import DistInfo, shard
+from longtail.engine.distributed import DistInfo, shard, shutdown
 from longtail.engine.trainer import Trainer
 
 STAGES = ("[{method: bns, epochs: 1, batch_size: 40, backbone_bn: frozen, augment: false, optimizer: {name: adamw, lr: 0.001}},"
@@ -37,7 +37,7 @@ def _worker(rank, world, port, root, out, report):
     trainer.run()
     with open(f"{report}.{rank}", "w") as f:
         json.dump({"n_pred": len(logits), "labels": labels.tolist(), "world": trainer.dist.world}, f)
-    torch.distributed.destroy_process_group()
+    shutdown(trainer.dist)
 
 
 def _free_port():
@@ -89,11 +89,12 @@ def _worker_killed(rank, world, port, root, out, kill_after, resume):
     torch.set_num_threads(1)
     if kill_after is not None:
         die_after_epochs(None, kill_after, _Killed)
+    trainer = Trainer(_cfg(root), out, resume=resume, log=lambda m: None)
     try:
-        Trainer(_cfg(root), out, resume=resume, log=lambda m: None).run()
+        trainer.run()
     except _Killed:
         os._exit(3)  # like a killed job: no clean shutdown
-    torch.distributed.destroy_process_group()
+    shutdown(trainer.dist)
 
 
 def _launch(target, args_for_rank):

@@ -49,6 +49,9 @@ def cmd_train(args) -> int:
     print(f"train: {len(trainer.train_set)} images, counts {trainer.train_set.class_counts()}; "
           f"test: {len(trainer.splits.test)}; device {trainer.device}")
     trainer.run()
+    from longtail.engine.distributed import shutdown
+
+    shutdown(trainer.dist)  # under torchrun: every rank leaves the process group together
     metrics = json.loads((out / "metrics.json").read_text())
     print()
     print(stage_table(metrics))

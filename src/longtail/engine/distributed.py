@@ -125,6 +125,15 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def shutdown(info: DistInfo) -> None:
+    """Leave the process group once every rank is done. The barrier first: a rank that tears
+    its gloo connections down while another still talks on them can abort that one ("terminate
+    called without an active exception")."""
+    if info.active and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 class TrainStep(nn.Module):
     """The model and the method's own modules as one module whose ``forward`` is the method's
     training step, so DistributedDataParallel sees (and synchronises) every parameter the step
