@@ -39,10 +39,10 @@ def test_mixup_mixes_inputs_and_targets_through_the_base_loss(base_id):
     assert torch.allclose(loss, want, atol=1e-5)
 
 
-def test_mixup_refuses_bad_alpha_and_frozen_backbones():
+def test_mixup_refuses_bad_alpha_and_mixes_over_a_frozen_backbone():
     model, ctx, _ = _setup("ce")
     with pytest.raises(LongtailError, match="alpha"):
         Mixup(ctx, make_method("ce", ctx), alpha=0)
+    # GCL's classifier stage mixes images over a frozen backbone (cifar_train_classifier.py)
     frozen = StageContext(COUNTS, 5, 1, 1, torch.device("cpu"), model, True)
-    with pytest.raises(LongtailError, match="frozen"):
-        Mixup(frozen, make_method("crt", frozen))
+    Mixup(frozen, make_method("crt", frozen))

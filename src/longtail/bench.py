@@ -26,7 +26,8 @@ A suite file names the method configs, the seeds, optionally the imbalance facto
 Overrides apply in this order: the tier's epochs, the suite's ``set``, the tier's ``set``,
 ``--set``, the method's ``set`` and its ``tiers`` entry (epoch-valued arguments such as
 ``drw_epoch`` go there). A suite-wide override that addresses a stage by name
-(``stages.stage1.schedule.warmup_epochs=5``) applies to the configs that have such a stage.
+(``stages.stage1.schedule.warmup_epochs=5``) applies to the configs that have such a stage; the
+bench log names those it skips for a run, and its results row lists them (``unapplied_overrides``).
 ``reuse: ce`` runs only the stages after the first, starting from the ``ce`` run of the same
 seed and IF (its stage 1 must be configured identically; this is checked), so every decoupled
 method shares one stage-1 model; ``report: false`` keeps a run that exists only to be reused
@@ -49,7 +50,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -73,6 +74,8 @@ class SuiteRun:
     reuse: str | None
     report: bool = True
     imbalance: float | None = None  # the suite's IF axis (None: the config's own)
+    # suite-wide overrides naming a stage this config does not have: they do not apply here
+    unapplied: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> tuple:
@@ -215,7 +218,9 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
             method_set = (_override_list(spec.get("set"), f"suite {path}: {mid}.set")
                           + _override_list((spec.get("tiers") or {}).get(tier), f"suite {path}: {mid}.tiers.{tier}"))
             epochs = _tier_epochs(base_data, tier_spec["epochs"], mid, tier) if tier_spec.get("epochs") else []
-            common = epochs + _for_config(overrides, base_data) + method_set + ([f"data.imbalance_factor={imb}"] if imb is not None else [])
+            applied = _for_config(overrides, base_data)
+            unapplied = [o for o in overrides if o not in applied]
+            common = epochs + applied + method_set + ([f"data.imbalance_factor={imb}"] if imb is not None else [])
             for seed in spec.get("seeds", seeds):
                 data = apply_overrides(copy.deepcopy(base_data), common + [f"seed={seed}"])
                 run_dir = root / mid / f"seed{seed}"
@@ -230,7 +235,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                     data.setdefault("model", {})["init"] = str(root / reuse / f"seed{seed}")
                     data["start_stage"] = 1
                 cfg = from_dict(RunConfig, data)
-                runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, bool(spec.get("report", True)), imb))
+                runs.append(SuiteRun(mid, seed, cfg, run_dir, reuse, bool(spec.get("report", True)), imb, unapplied))
     command = " ".join([f"longtail bench {path}"] + ([f"--tier {tier}"] if suite.get("tiers") else [])
                        + [f"--set '{o}'" for o in extra_set or []])
     return {"suite": name, "tier": tier, "seeds": seeds, "path": str(path), "command": command,
@@ -344,6 +349,9 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         eta = "" if not spent else f", ETA {(time.perf_counter() - t0) / spent * sum(cost[i:]) / 60:.0f} min"
         where = f" IF {r.imbalance:g}" if r.imbalance is not None else ""
         log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{eta}")
+        if r.unapplied:
+            log(f"  note: {len(r.unapplied)} suite-wide override(s) name a stage {r.method}'s config does not have "
+                f"(its stages: {', '.join(s.name or '?' for s in r.cfg.stages)}) and do not apply: {', '.join(r.unapplied)}")
         resume_run = (r.run_dir / "checkpoint.pt").exists()
         r.run_dir.mkdir(parents=True, exist_ok=True)
         if not resume_run:
@@ -485,6 +493,7 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             "metrics": {**{k: m.get(k) for k in METRIC_KEYS}, "per_class": m["per_class"]},
             "class_counts": m["class_counts"],
             "reuses": r.reuse,
+            **({"unapplied_overrides": r.unapplied} if r.unapplied else {}),
             "command": meta["command"], "config": to_dict(r.cfg), "commit": commit,
             "machine": m["run"]["machine"], "torch": m["run"]["torch"], "date": m["run"]["date"],
             "wall_s": float(wall) if wall else m["run"]["wall_s_this_process"],

@@ -42,7 +42,7 @@ from longtail.progress import progress
 from longtail.evaluation.metrics import compute_metrics
 from longtail.methods import Batch, Plugin, StageContext, make_method, method_class, split_method
 from longtail.methods.base import check_batch_devices
-from longtail.models import build_model, make_head
+from longtail.models import build_model
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -260,7 +260,8 @@ class Trainer:
                 bar.update(1)
             with self._autocast():
                 fmap = model.features(self._prep(x, None))
-                out = model.pool(fmap) if what == "embeddings" else model.head(model.pool(fmap))
+                # a multi-expert model's embedding: its experts' side by side
+                out = model.pool(fmap).flatten(1) if what == "embeddings" else model.head(model.pool(fmap))
             outs.append(out.float())
             labels.append(y)
         if bar is not None:
@@ -308,10 +309,10 @@ class Trainer:
         the optimiser. Deterministic, so resume can replay it before loading a checkpoint."""
         if rs.reinit_head:
             torch.manual_seed(derive_seed(self.cfg.seed, "head", rs.index))
-            model.head = self._to_device(make_head(self.cfg.model.head, model.feature_dim, self.num_classes))
+            model.head = self._to_device(model.new_head(self.cfg.model.head, self.num_classes))
         steps = self._steps_per_epoch(rs)
         ctx = self._context(model, rs, steps)
-        for p in model.backbone.parameters():
+        for p in list(model.backbone.parameters()) + (list(model.neck.parameters()) if model.neck is not None else []):
             p.requires_grad_(rs.train == "all")
         for p in model.head.parameters():
             p.requires_grad_(True)
@@ -337,15 +338,25 @@ class Trainer:
             raise LongtailError(f"stage '{rs.name}' ({rs.cfg.method}) has {rs.cfg.epochs} epochs but nothing to train",
                                 "give it epochs: 0 (a post-hoc stage) or set train: all / head")
         else:
-            if not o.decay_1d:  # timm's add_weight_decay: no decay on biases and norm scales/shifts
-                groups = [{"params": [p for p in params if p.ndim > 1]},
-                          {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
-                params = [g for g in groups if g["params"]]
+            params = self._param_groups(params, method, o.decay_1d)
             if o.name == "sgd":
                 opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
             else:
                 opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         return method, opt
+
+    @staticmethod
+    def _param_groups(params: list, method, decay_1d: bool) -> list[dict]:
+        """The optimiser's groups: by the method's learning-rate factors (``lr_scale``, read
+        each step) and, with ``optimizer.decay_1d: false``, no weight decay on 1-D parameters
+        (timm's add_weight_decay: biases and norm scales/shifts)."""
+        scale = {id(p): f for ps, f in method.lr_scales() for p in ps}
+        groups: dict[tuple, dict] = {}
+        for p in params:
+            key = (scale.get(id(p), 1.0), not decay_1d and p.ndim <= 1)
+            g = groups.setdefault(key, {"params": [], "lr_scale": key[0], **({"weight_decay": 0.0} if key[1] else {})})
+            g["params"].append(p)
+        return [g for _, g in sorted(groups.items(), key=lambda kv: kv[0])]
 
     def _steps_per_epoch(self, rs: ResolvedStage) -> int:
         return max(1, math.ceil(len(self.train_set) / rs.cfg.batch_size))
@@ -395,7 +406,7 @@ class Trainer:
                 break
             lr = learning_rate(cfg.schedule, base_lr, epoch + step / steps, cfg.epochs, 1 / steps)
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             extra = {n: next(it) for n, it in extra_iters.items()}
             opt.zero_grad(set_to_none=True)
             loss = self._gradients(step_module, xb, yb, ib, extra, gen, aug, cfg.accumulate)

@@ -116,6 +116,11 @@ class Method:
         """Modules with trainable parameters the method owns (e.g. a projection head)."""
         return []
 
+    def lr_scales(self) -> list[tuple[list[nn.Parameter], float]]:
+        """Parameters whose learning rate is the stage's times a factor (MiSLAS trains its
+        classifier at ``lr_factor`` × lr beside the scales at lr); the rest take the stage's."""
+        return []
+
     # -- the step --------------------------------------------------------------------------
     def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
         return fmap
@@ -127,8 +132,12 @@ class Method:
         else:
             fmap = model.features(batch.x)
         fmap = self.outer.transform_features(fmap, batch)
-        logits = model.head(model.pool(fmap))
+        logits = self.head_logits(model, model.pool(fmap))
         return self.outer.loss(logits, batch)
+
+    def head_logits(self, model, emb: torch.Tensor) -> torch.Tensor:
+        """The logits the loss sees (the head's output; RIDE: every expert's)."""
+        return model.head(emb)
 
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return _cross_entropy(logits, batch.y)
@@ -262,6 +271,9 @@ class Plugin(Method):
 
     def modules(self):
         return self.base.modules()
+
+    def lr_scales(self):
+        return self.base.lr_scales()
 
     def transform_features(self, fmap, batch):
         return self.base.transform_features(fmap, batch)

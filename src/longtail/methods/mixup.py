@@ -6,8 +6,9 @@ With ``λ ~ Beta(α, α)`` drawn once per step and ``π`` a random permutation o
 
 where ``ℓ`` is the base method's own loss (CE, LDAM, Balanced Softmax, ...), so the mixed
 targets go through whatever re-weighting or margin the base applies. This is the stage-1
-augmentation of MiSLAS and H2T's released CIFAR configs (α = 1). Both draws use torch's global
-generator, which the engine seeds per epoch identically on every rank.
+augmentation of MiSLAS and H2T's released CIFAR configs (α = 1); GCL's classifier stage mixes
+too, over a frozen backbone (the head then learns from the features of mixed images). Both draws
+use torch's global generator, which the engine seeds per epoch identically on every rank.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ class Mixup(Plugin):
         if not float(self.args["alpha"]) > 0:
             raise LongtailError(f"mixup alpha = {self.args['alpha']} must be > 0",
                                 "set method_args.mixup.alpha (1.0 in MiSLAS and H2T; 0.2-0.4 is common on ImageNet)")
-        if ctx.frozen_backbone:
-            raise LongtailError("mixup in a stage whose backbone is frozen mixes inputs the trained head sees only "
-                                "through fixed features", "use '+mixup' in a stage that trains the backbone")
         self._mix: tuple[float, torch.Tensor] | None = None
 
     def training_step(self, model, batch):

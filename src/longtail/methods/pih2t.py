@@ -8,7 +8,13 @@ deployed model is exactly the base architecture.
   ``head`` batch from the instance sampler (head-heavy). One random channel subset I with
   ``|I| = ⌊ρ C⌋`` (the reference code's ``int(beta * C)``) is drawn per step and
   ``F_t[:, I] ← F_h[:, I]``; pooling, the classifier and the base method's loss follow.
-- ``+pif`` (permutation-invariant representation fusion, representation stage): with
+- ``+pif`` with ``form: equivariant`` (PI-H2T's configs): the authors' PIF, a learned
+  channel-permutation-equivariant layer on the last feature map that becomes part of the model
+  (:mod:`longtail.models.pif`; H2T repository commit 3dafa70). It is installed at the start of
+  the stage, trained with the backbone, kept at evaluation and in later stages (which fuse the
+  channels it outputs), and folded into a linear head for ``predict`` / ``export``.
+- ``+pif`` with ``form: class_mean`` (the default, so configs and results written before the
+  authors' form was known keep their meaning; **our own reading**, not the authors'): with
   ``S_i = {j : y_j = y_i}`` the batch members of i's class,
   ``F_i[:, I] ← (1/|S_i|) Σ_{j∈S_i} F_j[:, I]``: part of every sample's representation is
   its class's batch mean, a symmetric (permutation-invariant) function of the same-class set,
@@ -16,9 +22,12 @@ deployed model is exactly the base architecture.
   pulls members towards their mean. Our reading: the paper's §3 text was not reachable here
   (docs/methods/pih2t.md says what is confirmed and what was decided).
 - Token maps (a ViT's ``B × N × D``) fuse embedding channels: ``I ⊂ {1..D}``, on every token.
+  Multi-expert maps (RIDE's ``B × E × C × H × W``) fuse each expert's channels with a subset
+  drawn for that expert (H2T's ``methods.py:40-46``).
 - ``+pih2t``: PIF in a stage that trains the backbone, H2TF in a classifier stage, so one
   plug-in id serves both stages of a pipeline (``ce+pih2t`` → ``crt+pih2t``); arguments
-  ``{pif: {ratio}, h2tf: {ratio, head_sampler}}``.
+  ``{pif: {form, ratio}, h2tf: {ratio, head_sampler}}``; its PIF is the authors' form unless
+  ``pif: {form: class_mean}``.
 """
 
 from __future__ import annotations
@@ -31,6 +40,9 @@ import torch.nn.functional as F
 from longtail.errors import LongtailError
 from longtail.methods.base import Batch, Plugin, register
 from longtail.losses.precision import fp32
+from longtail.models.pif import EquivariantPIF
+
+PIF_FORMS = ("class_mean", "equivariant")
 
 
 def channels_first(fmap: torch.Tensor) -> torch.Tensor:
@@ -103,24 +115,51 @@ class H2TF(Plugin):
         with torch.set_grad_enabled(not self.ctx.frozen_backbone and torch.is_grad_enabled()):
             f_head = channels_first(self.ctx.model.features(head.x))
         f = channels_first(fmap)
+        if f.ndim == 5:  # experts: each its own channel subset
+            return torch.stack([head_to_tail_fuse(f[:, i], f_head[:, i], random_channels(f[:, i], self.args["ratio"]))
+                                for i in range(f.shape[1])], dim=1)
         return channels_first(head_to_tail_fuse(f, f_head, random_channels(f, self.args["ratio"])))
 
 
 @register
 class PIF(Plugin):
+    """``form: equivariant`` installs the authors' layer as ``model.neck`` (``ratio`` is then
+    unused); ``form: class_mean`` fuses class means of a ``ratio`` share of channels."""
+
     id = "pif"
     batch_coupled = "PIF fuses with class means of the micro-batch"
-    params = {"ratio": 0.25}
+    params = {"ratio": 0.25, "form": "class_mean"}
 
     def __init__(self, ctx, base, **args):
         super().__init__(ctx, base, **args)
         _check_ratio(self.id, self.args["ratio"])
+        form = self.args["form"]
+        if form not in PIF_FORMS:
+            raise LongtailError(f"pif: form {form!r} is not a PIF form",
+                                "set method_args.pif.form to 'equivariant' (the authors' layer) or 'class_mean' (our earlier reading)")
+        if form == "equivariant":
+            if ctx.frozen_backbone:
+                raise LongtailError("pif (equivariant) learns with the backbone, and this stage freezes it",
+                                    "use +pif in a stage with train: all; a classifier stage keeps the trained layer by itself")
+            self.batch_coupled = base.batch_coupled  # one image at a time: nothing shared in the batch
+
+    def prepare(self):
+        super().prepare()
+        model = self.ctx.model
+        if self.args["form"] == "equivariant" and model.neck is None:
+            model.neck = EquivariantPIF().to(self.ctx.device)
+            self.ctx.log("pif: the authors' equivariant layer is part of the model from this stage on "
+                         "(25 parameters; folded into a linear head for predict / export)")
 
     def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
         fmap = super().transform_features(fmap, batch)
-        if not self.ctx.model.training:
-            return fmap
+        if not self.ctx.model.training or self.args["form"] == "equivariant":
+            return fmap  # the equivariant layer runs inside model.features
         f = channels_first(fmap)
+        if f.ndim == 5:  # experts' maps: their channels side by side
+            b, e, c = f.shape[:3]
+            return class_mean_fuse(f.flatten(1, 2), batch.y, random_channels(f.flatten(1, 2), self.args["ratio"]),
+                                   self.ctx.num_classes, self.ctx.gather).view(b, e, c, *f.shape[3:])
         channels = random_channels(f, self.args["ratio"])
         return channels_first(class_mean_fuse(f, batch.y, channels, self.ctx.num_classes, self.ctx.gather))
 
@@ -134,10 +173,14 @@ class PIH2T(Plugin):
 
     def __init__(self, ctx, base, **args):
         super().__init__(ctx, base, **args)
-        self.half = H2TF(ctx, base, **self.args["h2tf"]) if ctx.frozen_backbone else PIF(ctx, base, **self.args["pif"])
+        pif_args = {"form": "equivariant", **self.args["pif"]}
+        self.half = H2TF(ctx, base, **self.args["h2tf"]) if ctx.frozen_backbone else PIF(ctx, base, **pif_args)
         self.extra_samplers = self.half.extra_samplers
         self.batch_coupled = self.half.batch_coupled
         self.claim(base)  # the half claimed the base when it was built
+
+    def prepare(self):
+        self.half.prepare()
 
     def transform_features(self, fmap, batch):
         return self.half.transform_features(fmap, batch)

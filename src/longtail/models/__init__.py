@@ -6,13 +6,15 @@ import torch
 import torch.nn as nn
 
 from longtail.errors import LongtailError
-from longtail.models.heads import CosineHead, LinearHead, LWSHead, make_head, tau_normalize
-from longtail.models.resnet_cifar import resnet8, resnet18_cifar, resnet20, resnet32, resnet34_cifar
+from longtail.models.heads import CosineHead, ExpertHeads, LinearHead, LWSHead, make_head, tau_normalize
+from longtail.models.pif import EquivariantPIF, fold_into_linear
+from longtail.models.resnet_cifar import resnet8, resnet18_cifar, resnet20, resnet32, resnet34_cifar, ride_resnet8, ride_resnet32
 from longtail.models.resnet_imagenet import resnet50, resnext50
 from longtail.models.vit import vit_tiny
 
 BACKBONES = {"resnet8": resnet8, "resnet20": resnet20, "resnet32": resnet32, "resnet18_cifar": resnet18_cifar,
-             "resnet34_cifar": resnet34_cifar, "resnet50": resnet50, "resnext50": resnext50, "vit_tiny": vit_tiny}
+             "resnet34_cifar": resnet34_cifar, "resnet50": resnet50, "resnext50": resnext50, "vit_tiny": vit_tiny,
+             "ride_resnet8": ride_resnet8, "ride_resnet32": ride_resnet32}
 
 
 class TimmBackbone(nn.Module):
@@ -51,34 +53,85 @@ def _timm():
 
 
 class Classifier(nn.Module):
-    """``backbone`` → feature map; ``pool`` → embedding; ``head`` → logits.
+    """``backbone`` → feature map (→ ``neck``) ; ``pool`` → embedding; ``head`` → logits.
 
     Methods need these steps separately: H2TF/PIF edit the feature map, BNS reads the
-    embedding, decoupled methods replace the head. ``forward`` is the plain composition,
-    the exact deployed architecture.
+    embedding, decoupled methods replace the head. ``forward`` is the plain composition.
+    ``neck``: a learned transform of the feature map that belongs to the model (PIF in its
+    authors' form, installed by ``+pif``), or None; it counts as part of the backbone (frozen
+    with it) and, where it is affine before a linear head, :meth:`folded` removes it exactly.
+    Multi-expert backbones (RIDE) give ``B × E × C × H × W`` maps, pooled per expert, with one
+    head per expert (:class:`~longtail.models.heads.ExpertHeads`).
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.neck: nn.Module | None = None
 
     @property
     def feature_dim(self) -> int:
         return self.backbone.out_features
 
+    @property
+    def num_experts(self) -> int:
+        return getattr(self.backbone, "num_experts", 1)
+
+    def new_head(self, kind: str, num_classes: int) -> nn.Module:
+        """A fresh head of ``kind`` for this backbone (one per expert where it has several)."""
+        return make_head(kind, self.feature_dim, num_classes, self.num_experts)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        fmap = self.backbone(x)
+        return self.neck(fmap) if self.neck is not None else fmap
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         """The embedding: the backbone's own pooling where it has one (a ViT's class token),
-        else the mean over positions (of a feature map B × C × H × W, or of tokens B × N × D)."""
+        else the mean over positions (of a feature map B × C × H × W, of tokens B × N × D, or
+        of each expert's map B × E × C × H × W → B × E × C)."""
         if hasattr(self.backbone, "pool"):
             return self.backbone.pool(fmap)
-        return fmap.mean(dim=1) if fmap.ndim == 3 else fmap.mean(dim=(2, 3))
+        return fmap.mean(dim=1) if fmap.ndim == 3 else fmap.mean(dim=(-2, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Weights of a run trained with a neck (``neck.*`` keys) build that neck first, so a
+        classifier stage, a resume, ``predict`` and ``export`` load them into the base model."""
+        if self.neck is None and any(k.startswith("neck.") for k in state_dict):
+            ref = next(self.backbone.parameters())
+            self.neck = EquivariantPIF().to(ref.device)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def foldable(self) -> bool:
+        """The neck folds exactly into the head: average pooling (not a backbone's own, e.g.
+        a ViT's class token after a norm) and linear heads (a cosine head normalises the
+        transformed embedding, which no change of its weights reproduces)."""
+        heads = self.head.heads if isinstance(self.head, ExpertHeads) else [self.head]
+        return (self.neck is None or (isinstance(self.neck, EquivariantPIF) and not hasattr(self.backbone, "pool")
+                                      and all(isinstance(h, nn.Linear) for h in heads)))
+
+    def folded(self) -> "Classifier":
+        """The same function without the neck: the base architecture (itself when it has none
+        or cannot fold, see :meth:`foldable`)."""
+        if self.neck is None or not self.foldable():
+            return self
+        import copy
+
+        out = copy.deepcopy(self)
+        heads = out.head.heads if isinstance(out.head, ExpertHeads) else [out.head]
+        for h in heads:
+            w, b = fold_into_linear(self.neck, h.weight, h.bias)
+            with torch.no_grad():
+                h.weight.copy_(w)
+                if h.bias is None:
+                    h.bias = nn.Parameter(b)
+                else:
+                    h.bias.copy_(b)
+        out.neck = None
+        return out
 
 
 def check_arch(arch: str) -> None:
@@ -107,7 +160,7 @@ def build_model(arch: str, num_classes: int, in_channels: int, head: str = "line
         backbone = BACKBONES[arch](in_channels)
     if weights:
         load_backbone_weights(backbone, weights)
-    return Classifier(backbone, make_head(head, backbone.out_features, num_classes))
+    return Classifier(backbone, make_head(head, backbone.out_features, num_classes, getattr(backbone, "num_experts", 1)))
 
 
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
@@ -132,4 +185,4 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     target.load_state_dict(state)
 
 
-__all__ = ["BACKBONES", "Classifier", "TimmBackbone", "load_backbone_weights", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
+__all__ = ["BACKBONES", "Classifier", "EquivariantPIF", "ExpertHeads", "TimmBackbone", "load_backbone_weights", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]

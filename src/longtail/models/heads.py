@@ -50,15 +50,33 @@ class LWSHead(nn.Module):
         return self.base(x) * self.scales
 
 
+class ExpertHeads(nn.Module):
+    """One head per expert of a multi-expert backbone (RIDE): ``forward`` takes the pooled
+    embeddings ``B × E × C`` and returns the experts' mean logits (RIDE's ``final_out``, what
+    evaluation reads); :meth:`experts` the per-expert logits ``B × E × K`` (what RIDE's loss
+    reads)."""
+
+    def __init__(self, kind: str, in_features: int, num_classes: int, num_experts: int):
+        super().__init__()
+        self.kind = kind
+        self.heads = nn.ModuleList([HEADS[kind](in_features, num_classes) for _ in range(num_experts)])
+
+    def experts(self, emb: torch.Tensor) -> torch.Tensor:
+        return torch.stack([h(emb[:, i]) for i, h in enumerate(self.heads)], dim=1)
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.experts(emb).mean(dim=1)
+
+
 HEADS = {"linear": LinearHead, "cosine": CosineHead}
 
 
-def make_head(kind: str, in_features: int, num_classes: int) -> nn.Module:
+def make_head(kind: str, in_features: int, num_classes: int, num_experts: int = 1) -> nn.Module:
     from longtail.errors import LongtailError
 
     if kind not in HEADS:
         raise LongtailError(f"unknown head '{kind}'", f"model.head must be one of {sorted(HEADS)}")
-    return HEADS[kind](in_features, num_classes)
+    return HEADS[kind](in_features, num_classes) if num_experts == 1 else ExpertHeads(kind, in_features, num_classes, num_experts)
 
 
 @torch.no_grad()
