@@ -2,12 +2,28 @@
 decided from paired per-seed differences in one or more bench results folders.
 
 For a claim "A beats B on metric m" the pairing unit is the seed (same data, seed and, where
-they share one, stage-1 model): d_s = m(A) − m(B). The verdict is **holds** when every seed
-agrees with the claim, **does not** when every seed contradicts it, **mixed** otherwise, with n
-the number of seeds; "≈" claims hold when every |d_s| < 1 point, "by ≥ 5" ones when every
-d_s ≥ 5. A claim whose rows are not in a results folder is "not run". Each claim lists the row
-pairs that stand for it in order of preference (the converged suite's exact H2T stage first,
-the quick tier's stand-ins after), and the first pair present is used.
+they share one, stage-1 model): d_s = m(A) − m(B). The rule has a **noise floor** (chosen on
+2026-12-04, before any row of the suite fashion_mnist_lt_pih2t_authors had run):
+
+    floor = max(f, sd_A, sd_B)
+
+with sd_A, sd_B the seed-to-seed sample standard deviations of the two rows over the paired
+seeds (how much a row moves when only the seed changes) and f a fixed minimum, 0.5 points for
+accuracies (0 for the geometry metric). Then, for "A above B" (mirrored for "below"):
+
+- **holds**: every d_s > 0 and the mean difference > floor;
+- **does not**: every d_s < 0 and the mean difference < −floor (the reverse holds);
+- **level**: every |d_s| ≤ floor (no difference the seeds can tell from noise);
+- **mixed**: anything else (seeds disagree, or agree on a difference within the noise);
+- **one seed: no verdict**: a single seed has no seed-to-seed spread; its difference is printed.
+
+"Not below" claims (``>=0``) hold when no d_s < −floor and do not when every d_s < 0 with a mean
+below −floor; "≈" claims hold when every |d_s| < max(1, floor); "by ≥ 5" ones when every d_s ≥ 5.
+``--rule signs`` applies the earlier rule (holds / does not when every seed agrees / disagrees,
+mixed otherwise, no floor), and ``--changes`` lists the claims whose verdict word differs
+between the two rules. A claim whose rows are not in a results folder is "not run". Each claim
+lists the row pairs that stand for it in order of preference (the converged suite's exact H2T
+stage first, the quick tier's stand-ins after), and the first pair present is used.
 
 The claims about feature geometry (PIF's tighter classes, BNS's Thm 4.1) read the mean
 intra-class cosine distance of the test set's pooled features (×100, lower = tighter) from
@@ -16,12 +32,15 @@ the JSON files of ``benchmarks/feature_geometry.py`` given with ``--geometry`` (
 
     python benchmarks/verdicts.py benchmarks/results/fashion_mnist_lt_converged [--if 100]
         [--geometry benchmarks/results/fashion_mnist_lt_converged/feature_geometry.json]
+    python benchmarks/verdicts.py benchmarks/results/fashion_mnist_lt_pih2t_authors --claims authors
+        [--geometry benchmarks/results/fashion_mnist_lt_pih2t_authors/feature_geometry.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 import sys
@@ -82,28 +101,110 @@ CLAIMS = [
     ("class-balanced re-sampling below cRT", "overall", ">", [("crt", "cb_resample")]),
 ]
 
+# PI-H2T as its authors wrote it (benchmarks/suites/fashion_mnist_lt_pih2t_authors.yaml): its
+# method ids repeat the converged suite's for other runs, so these claims read that suite alone
+AUTHORS_CLAIMS = [
+    ("H2T adds to DR", "overall", ">", [("dr_h2t", "dr")]),
+    ("H2T adds to MiSLAS", "overall", ">", [("mislas_h2t", "mislas")]),
+    ("H2T adds to GCL", "overall", ">", [("gcl_h2t", "gcl")]),
+    ("H2T adds to RIDE", "overall", ">", [("ride_h2t", "ride")]),
+    ("H2T adds to RIDE beyond its classifier stage", "overall", ">", [("ride_h2t", "ride_cls")]),
+    ("H2T raises tail accuracy (DR)", "tail", ">", [("dr_h2t", "dr")]),
+    ("the fusion beats its ratio-0 control: tail (DR)", "tail", ">", [("dr_h2t", "dr_h2t_r0")]),
+    ("the fusion beats its ratio-0 control: tail (MiSLAS)", "tail", ">", [("mislas_h2t", "mislas_h2t_r0")]),
+    ("the fusion beats its ratio-0 control: tail (GCL)", "tail", ">", [("gcl_h2t", "gcl_h2t_r0")]),
+    ("the fusion beats its ratio-0 control: tail (RIDE)", "tail", ">", [("ride_h2t", "ride_h2t_r0")]),
+    ("the fusion beats its ratio-0 control: overall (DR)", "overall", ">", [("dr_h2t", "dr_h2t_r0")]),
+    ("the fusion beats its ratio-0 control: overall (MiSLAS)", "overall", ">", [("mislas_h2t", "mislas_h2t_r0")]),
+    ("the fusion beats its ratio-0 control: overall (GCL)", "overall", ">", [("gcl_h2t", "gcl_h2t_r0")]),
+    ("the fusion beats its ratio-0 control: overall (RIDE)", "overall", ">", [("ride_h2t", "ride_h2t_r0")]),
+    ("the donor pass alone (ratio 0) raises tail accuracy (DR)", "tail", ">", [("dr_h2t_r0", "dr")]),
+    ("PIF (authors') tightens classes (CE + mixup)", "intra", "<", [("ce_mixup_pif", "ce_mixup")]),
+    ("PIF (authors') tightens classes (GCL)", "intra", "<", [("gcl_pif_stage1", "gcl_stage1")]),
+    ("PIF (authors') tightens classes (RIDE)", "intra", "<", [("ride_pif", "ride")]),
+    ("PIF (authors') tightens classes (CE)", "intra", "<", [("ce_pif_eq", "ce")]),
+    ("PI-H2T beats H2T (DR)", "overall", ">", [("dr_pih2t", "dr_h2t")]),
+    ("PI-H2T beats H2T (MiSLAS)", "overall", ">", [("mislas_pih2t", "mislas_h2t")]),
+    ("PI-H2T beats H2T (GCL)", "overall", ">", [("gcl_pih2t", "gcl_h2t")]),
+    ("PI-H2T beats H2T (RIDE)", "overall", ">", [("ride_pih2t", "ride_h2t")]),
+    ("PI-H2T adds to DR", "overall", ">", [("dr_pih2t", "dr")]),
+    ("PI-H2T adds to MiSLAS", "overall", ">", [("mislas_pih2t", "mislas")]),
+    ("PI-H2T adds to GCL", "overall", ">", [("gcl_pih2t", "gcl")]),
+    ("PI-H2T adds to RIDE", "overall", ">", [("ride_pih2t", "ride")]),
+    ("PIF (authors') alone adds to DR", "overall", ">", [("dr_pif", "dr")]),
+    ("PIF (authors') beats its ratio-0 control within PI-H2T: tail (DR)", "tail", ">", [("dr_pih2t", "dr_pih2t_r0")]),
+    ("PI-H2T (authors' PIF) adds to CE's classifier stage", "overall", ">", [("ce_pih2t_eq", "ce_cls")]),
+    ("PIF (authors') half adds to CE's classifier stage", "overall", ">", [("ce_pif_eq_cls", "ce_cls")]),
+]
+CLAIM_SETS = {"papers": CLAIMS, "authors": AUTHORS_CLAIMS}
+
 # rows only the converged suite has (1,000 BNS epochs; the whole training set at the papers'
 # schedules): their claims have no 5-epoch counterpart in the table
 CONVERGED_ONLY = ("bns1000", "ws_")
 
 
-def decide(diffs: list[float], kind: str) -> str:
+# the floor's fixed minimum, by metric (percentage points; the geometry metric has none)
+FIXED_FLOOR = {"intra": 0.0}
+DEFAULT_FIXED_FLOOR = 0.5
+
+
+def decide_signs(diffs: list[float], kind: str) -> str:
+    """The earlier rule: every seed for the claim, every seed against it, or mixed; no floor."""
     ok = {">": lambda d: d > 0, "<": lambda d: d < 0, ">=0": lambda d: d >= 0, "~": lambda d: abs(d) < 1, ">=5": lambda d: d >= 5}[kind]
     n_ok = sum(ok(d) for d in diffs)
     return "holds" if n_ok == len(diffs) else "does not" if n_ok == 0 else "mixed"
 
 
-def verdicts(rows: list[dict], imbalance: float) -> list[dict]:
+def decide(diffs: list[float], kind: str, floor: float = 0.0) -> str:
+    """The rule with a noise floor (the module's docstring)."""
+    if len(diffs) == 1:
+        return "one seed: no verdict"
+    if kind == ">=5":
+        return decide_signs(diffs, kind)
+    if kind == "~":
+        return "holds" if all(abs(d) < max(1.0, floor) for d in diffs) else \
+            "does not" if all(abs(d) >= max(1.0, floor) for d in diffs) else "mixed"
+    mean = sum(diffs) / len(diffs)
+    if kind == ">=0":
+        if all(d >= -floor for d in diffs):
+            return "holds"
+        return "does not" if all(d < 0 for d in diffs) and mean < -floor else "mixed"
+    sign = 1.0 if kind == ">" else -1.0
+    d = [sign * x for x in diffs]
+    if all(x > 0 for x in d) and sign * mean > floor:
+        return "holds"
+    if all(x < 0 for x in d) and sign * mean < -floor:
+        return "does not"
+    if all(abs(x) <= floor for x in d):
+        return "level"
+    return "mixed"
+
+
+def noise_floor(rows: list[dict], pair: tuple[str, str], metric: str, imbalance: float, seeds) -> float:
+    """max(fixed minimum, the two rows' seed-to-seed sample standard deviations over ``seeds``)."""
+    sds = []
+    for m in pair:
+        vals = [r["metrics"][metric] for r in rows if r["method"] == m and float(r["imbalance_factor"]) == imbalance
+                and r["seed"] in seeds and metric in r["metrics"]]
+        if len(vals) > 1:
+            sds.append(statistics.stdev(vals))
+    return max([FIXED_FLOOR.get(metric, DEFAULT_FIXED_FLOOR)] + sds)
+
+
+def verdicts(rows: list[dict], imbalance: float, claims: list = None, rule: str = "floor") -> list[dict]:
     have = {r["method"] for r in rows if float(r["imbalance_factor"]) == imbalance}
     out = []
-    for claim, metric, kind, pairs in CLAIMS:
+    for claim, metric, kind, pairs in CLAIMS if claims is None else claims:
         pair = next(((a, b) for a, b in pairs if a in have and b in have), None)
         if pair is None:
             out.append({"claim": claim, "metric": metric, "pair": None, "diffs": {}, "verdict": "not run"})
             continue
         d = paired(rows, pair[0], pair[1], metric).get(imbalance, {})
-        out.append({"claim": claim, "metric": metric, "pair": pair, "diffs": d,
-                    "verdict": decide(list(d.values()), kind) if d else "not run"})
+        floor = noise_floor(rows, pair, metric, imbalance, set(d)) if d else None
+        verdict = "not run" if not d else decide(list(d.values()), kind, floor) if rule == "floor" else \
+            decide_signs(list(d.values()), kind)
+        out.append({"claim": claim, "metric": metric, "pair": pair, "diffs": d, "verdict": verdict,
+                    "floor": floor if rule == "floor" else None})
     return out
 
 
@@ -113,7 +214,9 @@ def _cell(v: dict) -> tuple[str, str]:
         return "not run", "—"
     seeds = ", ".join(f"{x:+.1f}" for x in d.values())
     where = f" [{v['source']}]" if v.get("source") else ""
-    return f"{v['verdict']} ({len(d)})", f"{v['pair'][0]} − {v['pair'][1]}: {seeds} (mean {sum(d.values()) / len(d):+.2f}){where}"
+    floor = f"; floor {v['floor']:.2f}" if v.get("floor") is not None and len(d) > 1 else ""
+    word = v["verdict"] if v["verdict"].startswith("one seed") else f"{v['verdict']} ({len(d)})"
+    return word, f"{v['pair'][0]} − {v['pair'][1]}: {seeds} (mean {sum(d.values()) / len(d):+.2f}{floor}){where}"
 
 
 def geometry_rows(path: Path) -> list[dict]:
@@ -122,12 +225,14 @@ def geometry_rows(path: Path) -> list[dict]:
              "metrics": {"intra": 100 * r["intra"]}} for r in json.loads(path.read_text())["rows"]]
 
 
-def first_decided(sources: list[tuple[str, list[dict]]], imbalance: float) -> list[dict]:
+def first_decided(sources: list[tuple[str, list[dict]]], imbalance: float, claims: list = None,
+                  rule: str = "floor") -> list[dict]:
     """Per claim, the verdict from the first source (name, rows) that has its rows (suites are
     not pooled: their method ids mean different runs)."""
-    per = [(name, verdicts(rows, imbalance)) for name, rows in sources]
+    claims = CLAIMS if claims is None else claims
+    per = [(name, verdicts(rows, imbalance, claims, rule)) for name, rows in sources]
     out = []
-    for i in range(len(CLAIMS)):
+    for i in range(len(claims)):
         hit = next(({**v[i], "source": name} for name, v in per if v[i]["diffs"]), None)
         out.append(hit or per[0][1][i])
     return out
@@ -142,7 +247,12 @@ def main(argv=None) -> None:
     ap.add_argument("--geometry", type=Path, help="benchmarks/feature_geometry.py JSON of the converged runs")
     ap.add_argument("--five-epoch-geometry", type=Path, nargs="+", help="the same for the 5-epoch runs (each file a source, "
                     "after the results folders)")
+    ap.add_argument("--claims", choices=sorted(CLAIM_SETS), default="papers",
+                    help="papers: the claims of both papers and the baselines (default); authors: PI-H2T as its authors wrote it")
+    ap.add_argument("--rule", choices=("floor", "signs"), default="floor", help="floor: with the noise floor (default); signs: the earlier rule")
+    ap.add_argument("--changes", action="store_true", help="list the claims whose verdict word differs between the two rules")
     a = ap.parse_args(argv)
+    claims = CLAIM_SETS[a.claims]
     rows = []
     for p in a.results:
         if (p / "results.json").is_file():
@@ -151,18 +261,30 @@ def main(argv=None) -> None:
             print(f"(no {p / 'results.json'} yet: its rows count as not run)", file=sys.stderr)
     if a.geometry:
         rows += geometry_rows(a.geometry)
-    conv = verdicts(rows, a.imbalance)
+    conv = verdicts(rows, a.imbalance, claims, a.rule)
+    sources = [(p.name, json.loads((p / "results.json").read_text())["runs"]) for p in a.five_epoch or []]
+    for g in a.five_epoch_geometry or []:
+        # benchmarks/results/feature_geometry.json -> "feature_geometry", a suite's own ->
+        # "<suite>/feature_geometry"
+        name = g.stem if g.parent.name == "results" else f"{g.parent.name}/{g.stem}"
+        sources.append((name, geometry_rows(g)))
+    if a.changes:
+        other = "signs" if a.rule == "floor" else "floor"
+        columns = [("converged", conv, verdicts(rows, a.imbalance, claims, other))]
+        if sources:
+            columns.append(("5-epoch", first_decided(sources, a.imbalance, claims, a.rule),
+                            first_decided(sources, a.imbalance, claims, other)))
+        print(f"| claim | column | {a.rule} rule | {other} rule |\n|---|---|---|---|")
+        for column, now, then in columns:
+            for x, y in zip(now, then):
+                if x["verdict"] != y["verdict"]:
+                    print(f"| {x['claim']} | {column} | {x['verdict']} | {y['verdict']} |")
+        return
     if a.five_epoch:
-        sources = [(p.name, json.loads((p / "results.json").read_text())["runs"]) for p in a.five_epoch]
-        for g in a.five_epoch_geometry or []:
-            # benchmarks/results/feature_geometry.json -> "feature_geometry", a suite's own ->
-            # "<suite>/feature_geometry"
-            name = g.stem if g.parent.name == "results" else f"{g.parent.name}/{g.stem}"
-            sources.append((name, geometry_rows(g)))
-        quick = first_decided(sources, a.imbalance)
+        quick = first_decided(sources, a.imbalance, claims, a.rule)
         print("| claim | metric | 5-epoch verdict (n) | 5-epoch A − B per seed | converged verdict (n) | converged A − B per seed |")
         print("|---|---|---|---|---|---|")
-        for q, v, (_, _, _, pairs) in zip(quick, conv, CLAIMS):
+        for q, v, (_, _, _, pairs) in zip(quick, conv, claims):
             five = ("—", "—") if all(a.startswith(CONVERGED_ONLY) for a, _ in pairs) else _cell(q)
             print(f"| {v['claim']} | {v['metric']} | " + " | ".join(five) + " | " + " | ".join(_cell(v)) + " |")
         return

@@ -8,7 +8,9 @@
 A loaded model applies the run's evaluation preprocessing (decode at the run's input size and
 channels, normalise with its statistics) and any post-hoc correction its last stage trained
 (logit adjustment, LDAM's scale; τ-norm and LWS are already folded into the weights), so its
-probabilities are those behind the run's reported metrics.
+probabilities are those behind the run's reported metrics. A run trained with the authors' PIF
+(``pif: {form: equivariant}``) has the layer folded into a linear head (``folded`` is true): the
+model predicts and exports as the base architecture.
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ class LoadedModel:
         self.device = torch.device(device)
         net = build_model(self.cfg.model.arch, len(self.class_names), self.channels, self.cfg.model.head)
         net.load_state_dict(load_weights(run))
+        # a run trained with the authors' PIF holds its layer; where it folds into the head the
+        # deployed model is the base architecture (no inference cost), else it stays in
+        self.folded = net.neck is not None and net.foldable()
+        net = net.folded()
         scale, bias = _posthoc_affine(self.cfg, metrics["class_counts"], len(self.class_names))
         self.model = DeployModel(net, inp["mean"], inp["std"], scale, bias).to(self.device).eval()
 

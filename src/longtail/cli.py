@@ -246,6 +246,8 @@ def cmd_export(args) -> int:
     path = model.export(args.out or Path(args.run_dir) / "export", args.format)
     print(f"exported: {path} (input: N x {model.channels} x {model.size} x {model.size} float in [0, 1]); "
           f"class names: {path.parent / 'classes.json'}")
+    if model.folded:
+        print("note: the run's PIF layer is folded into its classifier: the exported model is the base architecture")
     return 0
 
 

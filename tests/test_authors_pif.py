@@ -1,0 +1,156 @@
+"""PIF in its authors' form (H2T repository, commit 3dafa70, ``ResNet_fe.feature_tuning``): the
+layer against the sketch's own reshape-and-Conv1d code and a hand computation, channel
+equivariance, the exact fold into a linear head, and a pipeline whose classifier stage fuses
+the layer's output and whose predict / export deploy the base architecture."""
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import write_mnist_folder
+from longtail.config import load_config
+from longtail.engine.trainer import Trainer
+from longtail.errors import LongtailError
+from longtail.methods import Batch, StageContext, make_method
+from longtail.methods.pih2t import H2TF, PIF
+from longtail.models import EquivariantPIF, build_model
+
+
+def _sketch(layer: EquivariantPIF, out: torch.Tensor) -> torch.Tensor:
+    """The authors' forward, line for line (models/resnet_cifar.py, ResNet_fe.forward, #for PIF)."""
+    bs, dim, w, h = out.shape
+    out_mean = out.mean(dim=1, keepdims=True)
+    out_hat = torch.stack((out, out - out_mean), dim=2)
+    out_hat = out_hat.reshape(bs * dim, -1, w * h)
+    out_hat = layer.conv1d(out_hat)
+    return out_hat.reshape(bs, dim, w, h)
+
+
+def _set(layer, weights, biases):
+    with torch.no_grad():
+        for conv, w, b in zip(layer.conv1d, weights, biases):
+            conv.weight.copy_(torch.tensor(w, dtype=torch.float32)[:, :, None])
+            conv.bias.copy_(torch.tensor(b, dtype=torch.float32))
+
+
+def test_layer_matches_a_hand_computation_and_the_authors_code():
+    layer = EquivariantPIF()
+    # a = 2 on x_c, b = -1 on (x_c - m), bias 0.5: y_c = 2 x_c - (x_c - m) + 0.5 = x_c + m + 0.5
+    _set(layer, [[[2, -1], [0, 0], [0, 0], [0, 0]], [[1, 0, 0, 0], [0, 0, 0, 0]], [[1, 0]]],
+         [[0, 0, 0, 0], [0, 0], [0.5]])
+    x = torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)  # two channels at one position: m = 2
+    assert layer(x).flatten().tolist() == [3.5, 5.5]
+    torch.manual_seed(0)
+    layer = EquivariantPIF()  # PyTorch's default Conv1d initialisation, as the sketch leaves it
+    x = torch.randn(3, 8, 4, 5)
+    assert torch.allclose(layer(x), _sketch(layer, x), atol=1e-6)
+    assert sum(p.numel() for p in layer.parameters()) == 25
+
+
+def test_permuting_channels_permutes_the_output():
+    torch.manual_seed(1)
+    layer = EquivariantPIF()
+    x = torch.randn(2, 6, 3, 3)
+    perm = torch.randperm(6)
+    assert torch.allclose(layer(x[:, perm]), layer(x)[:, perm], atol=1e-6)
+    tokens = torch.randn(2, 5, 6)  # a ViT's B x N x D: the channels are the last axis
+    assert torch.allclose(layer(tokens[:, :, perm]), layer(tokens)[:, :, perm], atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["resnet8", "ride_resnet8"])
+def test_folded_logits_equal_the_unfolded_ones(arch):
+    torch.manual_seed(2)
+    model = build_model(arch, 10, 1, "linear").eval()
+    model.neck = EquivariantPIF()
+    for p in model.neck.parameters():
+        nn.init.normal_(p)
+    x = torch.randn(4, 1, 16, 16)
+    folded = model.folded()
+    assert folded.neck is None and model.neck is not None  # a copy: the trained model keeps its layer
+    assert torch.allclose(folded(x), model(x), atol=1e-5)
+    assert set(folded.state_dict()) == set(build_model(arch, 10, 1, "linear").state_dict())
+
+
+def test_a_cosine_head_keeps_the_layer():
+    """A cosine head normalises the transformed embedding: no weights reproduce that."""
+    model = build_model("resnet8", 10, 1, "cosine")
+    model.neck = EquivariantPIF()
+    assert not model.foldable() and model.folded() is model
+
+
+def test_weights_with_the_layer_load_into_a_plain_model():
+    torch.manual_seed(3)
+    model = build_model("resnet8", 10, 1).eval()
+    model.neck = EquivariantPIF()
+    plain = build_model("resnet8", 10, 1).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(2, 1, 16, 16)
+    assert plain.neck is not None and torch.equal(plain(x), model(x))
+
+
+def _ctx(model, frozen):
+    return StageContext(torch.tensor([30.0, 10.0, 3.0]), 3, 1, 1, torch.device("cpu"), model, frozen)
+
+
+def test_the_layer_trains_with_the_backbone_and_not_in_a_frozen_stage():
+    model = build_model("resnet8", 3, 1).train()
+    ctx = _ctx(model, False)
+    method = PIF(ctx, make_method("ce", ctx), form="equivariant")
+    method.prepare()
+    assert isinstance(model.neck, EquivariantPIF) and method.batch_coupled == ""
+    batch = Batch(torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 0]), torch.arange(6))
+    method.training_step(model, batch).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.neck.parameters())
+    with pytest.raises(LongtailError, match="freezes"):
+        PIF(_ctx(model, True), make_method("crt", _ctx(model, True)), form="equivariant")
+    with pytest.raises(LongtailError, match="not a PIF form"):
+        PIF(ctx, make_method("ce", ctx), form="mean")
+
+
+def test_h2tf_fuses_the_channels_the_layer_outputs():
+    torch.manual_seed(4)
+    model = build_model("resnet8", 3, 1).train()
+    model.neck = EquivariantPIF()
+    ctx = _ctx(model, True)
+    h2tf = H2TF(ctx, make_method("crt", ctx), ratio=1.0)  # every channel from the donor
+    tail, head = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    batch = Batch(tail, torch.zeros(4, dtype=torch.long), torch.arange(4), {"head": Batch(head, torch.zeros(4, dtype=torch.long), torch.arange(4))})
+    model.eval()  # BatchNorm fixed, so the donor's features are reproducible below
+    model.training = True  # the hook fuses only in training mode; the modules stay in eval
+    fused = h2tf.transform_features(model.features(tail), batch)
+    assert torch.allclose(fused, model.neck(model.backbone(head)), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return write_mnist_folder(tmp_path_factory.mktemp("tiny"), n_train_per_class=[50] * 10, n_test_per_class=6)
+
+
+def test_pipeline_deploys_the_folded_base_architecture(tiny_root, tmp_path):
+    import longtail
+
+    stages = ("[{method: ce+pif, epochs: 2, batch_size: 32, method_args: {pif: {form: equivariant}}},"
+              " {method: crt+h2tf, epochs: 1, batch_size: 32, backbone_bn: train, method_args: {h2tf: {ratio: 0.25}}}]")
+    cfg = load_config(None, ["data.dataset=mnist", f"data.root={tiny_root}", "data.imbalance_factor=10", "model.arch=resnet8",
+                             "engine.progress=false", "eval.plots=false", f"stages={stages}"])
+    Trainer(cfg, tmp_path, log=lambda m: None).run()
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert {k for k in state if k.startswith("neck.")} == {f"neck.conv1d.{i}.{w}" for i in range(3) for w in ("weight", "bias")}
+    trained = build_model("resnet8", 10, 1)
+    trained.load_state_dict(state)
+    loaded = longtail.load(tmp_path)
+    assert loaded.folded and loaded.model.net.neck is None
+    assert set(loaded.model.net.state_dict()) == set(build_model("resnet8", 10, 1).state_dict())
+    x = torch.rand(5, 1, 8, 8)
+    mean, std = loaded.model.mean, loaded.model.std
+    assert torch.allclose(loaded.logits(x), trained.eval()((x - mean) / std), atol=1e-5)
+    path = loaded.export(tmp_path / "export", "pt2")
+    assert torch.allclose(torch.export.load(str(path)).module()(x), loaded.logits(x), atol=1e-5)
+    # evaluation of the stored (unfolded) model gives the per-class accuracies the run recorded
+    from longtail.cli import main
+
+    assert main(["eval", str(tmp_path), "--json", str(tmp_path / "again.json")]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert json.loads((tmp_path / "again.json").read_text())["per_class"] == m["per_class"]
