@@ -525,7 +525,7 @@ def test_geometry_claims_read_intra_class_distance(tmp_path):
                                                              ("bns_repr", (0.05, 0.06))) for s, x in enumerate(xs)]
     (tmp_path / "g.json").write_text(json.dumps({"rows": geo}))
     v = {x["claim"]: x for x in verdicts(geometry_rows(tmp_path / "g.json"), 100.0)}
-    pif = v["PIF tightens classes (CE)"]  # lower is tighter: seed 0 agrees, seed 1 does not, both within
+    pif = v["PIF (class-mean, ours) tightens classes (CE)"]  # lower is tighter: seed 0 agrees, seed 1 does not, both within
     assert pif["verdict"] == "level" and pif["diffs"] == pytest.approx({0: -2.0, 1: 1.0})  # ce_pif's sd 3.5
     assert v["BNS tightens classes (Thm 4.1): intra-class distance below CE's"]["verdict"] == "holds"
 
@@ -562,9 +562,9 @@ def test_five_epoch_geometry_files_fill_claims_in_order(tmp_path, capsys):
         path.write_text(json.dumps({"rows": [{"method": m, "seed": 0, "intra": x} for m, x in rows]}))
     script.main([str(tmp_path / "conv"), "--five-epoch", str(tmp_path / "five"), "--five-epoch-geometry", str(first), str(second)])
     lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in capsys.readouterr().out.splitlines()}
-    assert "| one seed: no verdict | ce_pif − ce: -2.0 (mean -2.00) [feature_geometry] |" in lines["PIF tightens classes (CE)"]
+    assert "| one seed: no verdict | ce_pif − ce: -2.0 (mean -2.00) [feature_geometry] |" in lines["PIF (class-mean, ours) tightens classes (CE)"]
     assert "| one seed: no verdict | ldam_drw_pif − ldam_drw: +2.0 (mean +2.00) [fill_suite/feature_geometry] |" in \
-        lines["PIF tightens classes (LDAM-DRW)"]
+        lines["PIF (class-mean, ours) tightens classes (LDAM-DRW)"]
 
 
 def test_plot_converged_summarises_and_draws(tmp_path):

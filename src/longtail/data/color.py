@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from longtail.data.device import constant as _constant  # made once per device: a copy per call makes the host wait
+
 # ITU-R 601-2 luma, the weights of PIL's and torchvision's rgb -> grey
 LUMA = (0.299, 0.587, 0.114)
 
@@ -28,8 +30,7 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
     """Luma ``0.299 R + 0.587 G + 0.114 B`` (B x 1 x H x W); a grey image is returned as is."""
     if x.shape[1] == 1:
         return x
-    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    return (x * _constant(LUMA, x.dtype, x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def adjust_brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -64,6 +65,10 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((h, s, maxc), 1)
 
 
+# sector i -> (r, g, b) as indices into (v, p, q, t)
+SECTORS = ((0, 3, 1), (2, 0, 1), (1, 0, 3), (1, 2, 0), (3, 1, 0), (0, 1, 2))
+
+
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`rgb_to_hsv` (the six-sector formula)."""
     h, s, v = x.unbind(1)
@@ -72,8 +77,7 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     f = h6 - i
     i = i.long() % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    # sector i -> (r, g, b) as indices into (v, p, q, t)
-    table = torch.tensor([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 1, 2]], device=x.device)
+    table = _constant(SECTORS, torch.long, x.device)
     choices = torch.stack((v, p, q, t), 1)  # B x 4 x H x W
     idx = table[i].permute(0, 3, 1, 2)  # B x 3 x H x W
     return choices.gather(1, idx)

@@ -13,12 +13,29 @@ from longtail.seeds import derive_seed, generator  # noqa: F401  (re-exported)
 
 
 def pick_device(name: str) -> torch.device:
+    """The device of ``engine.device``, always with an index on CUDA (``cuda:0``, not ``cuda``):
+    tensors made on ``cuda`` report ``cuda:0``, and ``torch.device("cuda") != torch.device("cuda:0")``,
+    so an unindexed model device would make every comparison with a tensor's device fail."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LongtailError(f"engine.device = {name} but no CUDA device is available", "set engine.device: cpu (or auto)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LongtailError(f"engine.device = {name} but no CUDA device is available", "set engine.device: cpu (or auto)")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
     return dev
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same as CUDA means it: an unindexed ``cuda`` is the current
+    device (no synchronisation: device objects only)."""
+    if a == b:
+        return True
+    if a.type != b.type or a.type != "cuda":
+        return False
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
 
 
 def setup_process(engine_cfg) -> torch.device:

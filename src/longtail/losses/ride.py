@@ -30,7 +30,7 @@ def ride_loss(expert_logits: torch.Tensor, y: torch.Tensor, margins: torch.Tenso
     z = scale * expert_logits
     mean = z.mean(dim=1)
     t = temperature if diversity_weights is None else temperature * diversity_weights.to(z.device)[None, :]
-    t_mean = temperature if diversity_weights is None else float(t.mean())
+    t_mean = temperature if diversity_weights is None else t.mean()  # a tensor: no read-back to the host
     with torch.no_grad():
         target = F.softmax(mean / t, dim=1)
     onehot = F.one_hot(y, z.shape[-1]).to(z.dtype)

@@ -41,8 +41,10 @@ def check_batch_devices(batch: Batch, device: torch.device) -> None:
     """Every tensor of a step's batch (and of its extra batches) on the model's device: a
     CPU index meeting a CUDA permutation fails only on a GPU, so the engine checks each step
     on every device (a comparison of device objects, no synchronisation)."""
+    from longtail.engine.runtime import same_device
+
     for name, t in (("x", batch.x), ("y", batch.y), ("index", batch.index)):
-        if t.device != device:
+        if not same_device(t.device, device):
             raise RuntimeError(f"batch.{name} is on {t.device}, the model on {device}: the engine must move every "
                                "batch tensor to the model's device")
     for extra in batch.extra.values():
