@@ -15,7 +15,11 @@ Needs the run folders of ``longtail bench benchmarks/suites/fashion_mnist_lt_met
 benchmarks/results/feature_geometry.json. Run: ``python benchmarks/feature_geometry.py``; for
 the converged suite's runs: ``python benchmarks/feature_geometry.py --runs
 runs/bench/fashion_mnist_lt_converged/if100 --out
-benchmarks/results/fashion_mnist_lt_converged/feature_geometry.json``.
+benchmarks/results/fashion_mnist_lt_converged/feature_geometry.json``; for the authors' PIF
+(the embedding is the pooled output of its layer, the model's own representation; RIDE's is its
+experts' side by side): ``--runs runs/bench/fashion_mnist_lt_pih2t_authors --methods ce_mixup
+ce_mixup_pif gcl_stage1 gcl_pif_stage1 ride ride_pif ce ce_pif_eq --out
+benchmarks/results/fashion_mnist_lt_pih2t_authors/feature_geometry.json``.
 """
 
 from __future__ import annotations
@@ -62,9 +66,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=str(RUNS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/feature_geometry.json"))
+    ap.add_argument("--methods", nargs="+", default=METHODS, help=f"the stage-1 runs to read (default: {' '.join(METHODS)})")
     args = ap.parse_args()
+    methods = args.methods
     rows = []
-    for method in METHODS:
+    for method in methods:
         for run in sorted(Path(args.runs, method).glob("seed*")):
             if not (run / "model.pt").is_file():
                 continue
@@ -80,11 +86,11 @@ def main() -> None:
                          **{k: round(v, 5) for k, v in g.items()}})
             print(json.dumps(rows[-1]), flush=True)
     if not rows:
-        sys.exit(f"no finished run (<method>/seed<k>/model.pt, methods {', '.join(METHODS)}) under {args.runs}: "
+        sys.exit(f"no finished run (<method>/seed<k>/model.pt, methods {', '.join(methods)}) under {args.runs}: "
                  "pass the folder of the suite's runs at one IF, e.g. runs/bench/<suite>/if100 (a suite with tiers: "
                  "runs/bench/<suite>/<tier>/if100)")
     summary = {}
-    for method in METHODS:
+    for method in methods:
         rs = [r for r in rows if r["method"] == method]
         if rs:
             summary[method] = {k: [round(statistics.mean(r[k] for r in rs), 4), round(statistics.stdev(r[k] for r in rs), 4) if len(rs) > 1 else 0.0]

@@ -38,19 +38,19 @@ def _statistics_kept(module: nn.Module):
 def _checkpointed(block: nn.Module) -> None:
     inner = block.forward
 
+    def contexts():
+        # (around the forward pass, around its recomputation in backward): checkpoint's own hook
+        # for telling the two apart, so nothing outside the checkpointed function is mutated
+        # (torch.compile cannot trace such a side effect and breaks the graph at every block)
+        return contextlib.nullcontext(), _statistics_kept(block)
+
     def forward(*args):
         if not torch.is_grad_enabled():  # evaluation, or a frozen backbone under no_grad
             return inner(*args)
-        calls = []
-
-        def run(*a):
-            calls.append(None)
-            if len(calls) == 1:  # the forward pass
-                return inner(*a)
-            with _statistics_kept(block):  # the recomputation in backward
-                return inner(*a)
-
-        return checkpoint(run, *args, use_reentrant=False)
+        if torch.compiler.is_compiling():
+            # traced, the recomputation recomputes values only: buffer updates are applied once
+            return checkpoint(inner, *args, use_reentrant=False)
+        return checkpoint(inner, *args, use_reentrant=False, context_fn=contexts)
 
     block.forward = forward
 
