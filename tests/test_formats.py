@@ -196,9 +196,10 @@ def test_image_folder_as_it_is_first_try(tmp_path):
     assert again.manifest == s.manifest  # seeded
     other = build_splits(DataConfig(dataset="image_folder", root=str(tmp_path), split_seed=1, in_memory=True))
     assert other.manifest != s.manifest
-    # mixed sizes: the stated default
+    # mixed sizes: the median shorter side (12 px of 12 x 12 and 16 x 20 images), a multiple of 8
     Image.fromarray(np.zeros((20, 16), np.uint8), "L").save(tmp_path / "ant" / "big.png")
-    assert any("224, as they come in 2 sizes" in n for n in build_splits(DataConfig(dataset="image_folder", root=str(tmp_path))).notes)
+    notes = build_splits(DataConfig(dataset="image_folder", root=str(tmp_path))).notes
+    assert any("16 x 16 (the median shorter side (12 px over 2 sizes, 12-16 px)" in n for n in notes), notes
 
 
 def test_configs_debian_root_falls_back_to_the_fetch_cache(tmp_path, monkeypatch):

@@ -105,15 +105,58 @@ def test_eval_on_another_folder(tmp_path, capsys):
     assert "only data.*" in capsys.readouterr().err
 
 
-def test_a_corrupt_image_stops_before_any_work(tmp_path, capsys):
-    data = _folder(tmp_path / "photos")
-    raw = (data / "dark" / "3.png").read_bytes()
-    (data / "dark" / "3.png").write_bytes(raw[: len(raw) // 2])  # truncated
-    out = tmp_path / "run"
-    assert main(["train", str(ROOT / "configs/image_folder.yaml"), "--set", f"data.root={data}", "--set", "data.image_size=16",
-                 "--set", "data.channels=3", "--set", "data.in_memory=false", "--out", str(out)]) == 2
+def _messy_folder(root: Path) -> tuple[Path, list[str]]:
+    """Photos as people have them: JPEG and PNG, 64 x 64 and 56 x 48, grey and RGBA, a `.JPG`,
+    stray `.DS_Store` and `notes.txt`, one empty and one truncated JPEG; classes 30 / 12 / 5."""
+    rng = np.random.default_rng(1)
+    for c, (name, n) in enumerate((("boots", 30), ("coats", 12), ("hats", 5))):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            w, h = (64, 64) if i % 2 else (56, 48)
+            img = Image.fromarray(np.clip(40 + 80 * c + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8))
+            if i % 3 == 0:
+                img.convert("L").save(root / name / f"{i}.png")
+            elif i % 3 == 1:
+                img.convert("RGBA").save(root / name / f"{i}.png")
+            else:
+                img.save(root / name / f"{i}.{'JPG' if i == 2 else 'jpg'}", quality=90)
+    (root / "boots" / ".DS_Store").write_bytes(b"\x00\x01junk")
+    (root / "notes.txt").write_text("photos from the shop")
+    (root / "coats" / "empty.jpg").write_bytes(b"")
+    raw = (root / "boots" / "5.jpg").read_bytes()
+    (root / "boots" / "cut.jpg").write_bytes(raw[: len(raw) // 2])  # a truncated download
+    return root, [str(root / "coats" / "empty.jpg"), str(root / "boots" / "cut.jpg")]
+
+
+def test_every_unreadable_image_is_named_at_once_and_can_be_skipped(tmp_path, capsys):
+    """`info` lists both bad files in one error, before any image is decoded for training; with
+    data.skip_unreadable the run trains on the rest at a size taken from the data (the median
+    shorter side of 48-64 px photos: 48 px, not 224), and the run folder lists what it left out."""
+    data, bad = _messy_folder(tmp_path / "photos")
+    over = ["--set", f"data.root={data}"]
+    assert main(["info", str(ROOT / "configs/image_folder.yaml"), *over]) == 2
     err = capsys.readouterr().err
-    assert "corrupt image" in err and "3.png" in err and not (out / "checkpoint.pt").exists()
+    assert "2 of 49 images cannot be read" in err and all(b in err for b in bad) and "data.skip_unreadable: true" in err
+    run = tmp_path / "run"
+    assert main(["train", str(ROOT / "configs/image_folder.yaml"), "--out", str(run), *over, "--set", "data.skip_unreadable=true",
+                 "--set", "model.arch=resnet8", "--set", "stages.stage1.epochs=2", "--set", "stages.stage2.epochs=1",
+                 "--set", "engine.progress=false"]) == 0
+    log = capsys.readouterr().out
+    assert "2 unreadable image(s) left out" in log and "48 x 48 (the median shorter side (48 px over 2 sizes" in log
+    assert "3 channel(s)" in log  # grey and RGBA images together: read as RGB
+    assert sorted(line.split("\t")[0] for line in (run / "skipped_images.txt").read_text().splitlines()) == sorted(bad)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["run"]["input"]["size"] == 48 and m["run"]["train_images"] == 47 - sum(1 for r in csv.reader(open(run / "split.csv")) if r[2] == "test")
+
+
+def test_size_from_data():
+    from longtail.data.datasets import size_from_data
+
+    assert size_from_data([(32, 32)] * 3) == (32, "their own size")
+    assert size_from_data([(40, 30)])[0] == 30
+    assert size_from_data([(64, 64), (56, 48), (100, 61)])[0] == 64  # median shorter side 61 -> 64
+    assert size_from_data([(800, 600), (1024, 768)])[0] == 224  # capped
+    assert size_from_data([(5, 5), (3, 4)])[0] == 8
 
 
 def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, capsys, monkeypatch):

@@ -29,7 +29,8 @@ class DataConfig:
     val_list: str = ""  # list-file data sets: the validation split's list (optional)
     num_classes: int = 0  # list-file data sets: 0 = 1 + the largest label
     # file-based data sets: decode size (0: the images' own when they all share one, the shorter
-    # side if not square; else 224)
+    # side if not square; when sizes differ, the median shorter side rounded to a multiple of 8,
+    # at most 224; a pretrained backbone's own input size)
     image_size: int = 0
     channels: int = 0  # file-based data sets: 0 = 1 when every image is greyscale, else 3
     # file-based data sets: the shorter side images are decoded to (centre-cropped square) when
@@ -41,7 +42,9 @@ class DataConfig:
     # them every epoch; false = decode with Pillow every epoch
     cache: bool = True
     cache_dir: str = ""  # where prepared images go: "" = $LONGTAIL_CACHE/prepared, else ~/.cache/longtail/prepared
-    verify: bool = True  # file-based data sets: check every image opens before any training (fails fast)
+    verify: bool = True  # file-based data sets: check every image opens before any training (fails fast, listing every unreadable file)
+    # file-based data sets: leave unreadable images out with a warning (their list goes to the run folder's skipped_images.txt) instead of stopping
+    skip_unreadable: bool = False
     # "": the data set's own default: exponential for the balanced sets (MNIST, Fashion-MNIST,
     # CIFAR), none (the data as it is) for image folders and list files
     profile: Literal["", "exponential", "step", "none"] = ""

@@ -54,6 +54,9 @@ class Splits:
     val: LabeledImages | None
     info: DatasetInfo
     notes: list[str] = field(default_factory=list)  # what the run should be told about its splits
+    # (path, why) of every unreadable image left out (data.skip_unreadable): the run folder keeps
+    # it as skipped_images.txt
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     # (path, class name, split) of every image of a split made here (an image folder without
     # train/ and test/): the run folder keeps it as split.csv
     manifest: list[tuple[str, str, str]] | None = None
@@ -71,9 +74,9 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def _read_raw(cfg, notes: list[str]) -> tuple:
+def _read_raw(cfg, notes: list[str], skipped: list) -> tuple:
     """The data set as published: (train, test, val or None[, manifest]); ``notes`` collects what
-    the run log should say about how it was read."""
+    the run log should say about how it was read, ``skipped`` the unreadable images left out."""
     name = cfg.dataset
     if name in ("fashion_mnist", "mnist"):
         root = _mnist_root(cfg.root, name)
@@ -94,7 +97,7 @@ def _read_raw(cfg, notes: list[str]) -> tuple:
             parts.append(LabeledImages(torch.from_numpy(x), torch.from_numpy(y), c, names))
         return parts[0], parts[1], None
     if name == "image_folder":
-        return _read_image_folder(cfg, notes)
+        return _read_image_folder(cfg, notes, skipped)
     # list-file data sets: ImageNet-LT, Places-LT, iNaturalist 2018, or any 'list'
     if not cfg.train_list or not cfg.test_list:
         raise LongtailError(f"data set '{name}' needs data.train_list and data.test_list", "point them at the published split files, e.g. ImageNet_LT_train.txt / ImageNet_LT_test.txt")
@@ -107,6 +110,9 @@ def _read_raw(cfg, notes: list[str]) -> tuple:
     for p, lst in zip(parsed, lists):
         if p is not None:
             formats.check_files_exist(p[0], lst)
+    if cfg.verify:
+        bad = _unreadable(cfg, [x for p in parsed if p for x in p[0]], notes, skipped)
+        parsed = [None if p is None else _without(p[0], p[1], bad) for p in parsed]
     _check_fits_in_memory(cfg, sum(len(p[0]) for p in parsed if p), cfg.channels or 3, cfg.resize or size)
     out = [None if p is None else _file_set(p[0], p[1], num_classes, size, cfg.channels or 3, cfg, [], notes) for p in parsed]
     return out[0], out[1], out[2]
@@ -122,7 +128,7 @@ def _sizes(cfg, size: int) -> str:
     return f"{size} x {size}"
 
 
-def _read_image_folder(cfg, notes: list[str]):
+def _read_image_folder(cfg, notes: list[str], skipped: list):
     """``root/{train,test[,val]}/<class>/<image>``, or ``root/<class>/<image>`` split here:
     per class, a seeded shuffle gives ``test_fraction`` (at least one image where the class has
     two) to test and ``val_fraction`` to validation, the rest to training."""
@@ -146,8 +152,13 @@ def _read_image_folder(cfg, notes: list[str]):
                 raise LongtailError(f"{root / sub} has classes {classes[:5]}... unlike train's", "train/ and test/ need the same class folders")
             sets.append((paths, labels, classes))
         classes = sets[0][2]
+        if cfg.verify:  # every unreadable file of every split, named at once
+            bad = _unreadable(cfg, [p for s in sets if s for p in s[0]], notes, skipped)
+            sets = [None if s is None else (*_without(s[0], s[1], bad), s[2]) for s in sets]
     else:
         paths, labels, classes = formats.read_image_folder(root)
+        if cfg.verify:  # before the split, so that it is made over readable images
+            paths, labels = _without(paths, labels, _unreadable(cfg, paths, notes, skipped))
         rng = np.random.default_rng(cfg.split_seed)
         part = np.zeros(len(paths), np.int64)  # 0 train, 1 test, 2 val
         for c in range(len(classes)):
@@ -164,15 +175,14 @@ def _read_image_folder(cfg, notes: list[str]):
         notes.append(f"{root} has no train/ and test/: split by class with seed {cfg.split_seed}: "
                      f"{len(sets[0][0])} train, {len(sets[1][0])} test, {len(sets[2][0]) if sets[2] else 0} validation images "
                      "(data.test_fraction, data.val_fraction, data.split_seed)")
+    for c, name in enumerate(classes):
+        if not (sets[0][1] == c).any():
+            raise LongtailError(f"class '{name}' has no readable training image left", "add readable images to it, or remove the folder")
     size, channels = cfg.image_size, cfg.channels
     if not size or not channels:
         shapes = _image_shapes([p for s in sets if s for p in s[0]])
         if not size:
-            sizes = {wh for wh, _ in shapes}
-            size = min(next(iter(sizes))) if len(sizes) == 1 else 224
-            how = ("their own size" if len(sizes) == 1 and len(set(next(iter(sizes)))) == 1 else
-                   "their shorter side, centre-cropped" if len(sizes) == 1 else
-                   f"224, as they come in {len(sizes)} sizes (set data.image_size)")
+            size, how = size_from_data([wh for wh, _ in shapes])
         else:
             how = "data.image_size"
         if not channels:
@@ -213,29 +223,85 @@ def _check_fits_in_memory(cfg, n: int, channels: int, stored: int) -> None:
             "or a smaller data.image_size")
 
 
-def verify_images(paths) -> None:
-    """Open every image and check its file (Pillow's ``verify``): a corrupt or truncated file
-    stops here, in the first minute, naming it, instead of in a worker after a training stage
-    (``data.verify: false`` skips the pass)."""
-    if not paths:
-        return
+MAX_SIZE_FROM_DATA = 224
+
+
+def size_from_data(sizes: list[tuple[int, int]]) -> tuple[int, str]:
+    """The input size for images of these (width, height) sizes, and why: their own when they
+    share one (the shorter side, centre-cropped, when not square); else the median shorter side
+    rounded to a multiple of 8 (at least 8, at most 224): a folder of 56-64 px photos trains at
+    64 px, not at the 224 px of ImageNet models (12x the pixels, for a CIFAR-size network)."""
+    distinct = set(sizes)
+    if len(distinct) == 1:
+        w, h = next(iter(distinct))
+        return min(w, h), "their own size" if w == h else "their shorter side, centre-cropped"
+    shorter = sorted(min(wh) for wh in sizes)
+    median = shorter[len(shorter) // 2]
+    size = int(min(MAX_SIZE_FROM_DATA, max(8, 8 * round(median / 8))))
+    return size, (f"the median shorter side ({median} px over {len(distinct)} sizes, {shorter[0]}-{shorter[-1]} px) rounded "
+                  f"to a multiple of 8{', at most ' + str(MAX_SIZE_FROM_DATA) if size == MAX_SIZE_FROM_DATA else ''}; "
+                  "set data.image_size to choose")
+
+
+def check_image(p: Path) -> str:
+    """Why the image at ``p`` cannot be read ("" when it can): Pillow's header and ``verify``;
+    a JPEG that lacks its end-of-image marker (a truncated download) is decoded in full to be sure."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(p) as im:
+            fmt = im.format
+            im.verify()
+        if fmt == "JPEG":
+            with open(p, "rb") as f:
+                f.seek(-2, 2)
+                ends = f.read(2) == b"\xff\xd9"
+            if not ends:
+                with Image.open(p) as im:
+                    im.load()
+    except FileNotFoundError:
+        return "missing"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return ""
+
+
+def scan_images(paths) -> list[tuple[str, str]]:
+    """(path, why) of every image of ``paths`` that cannot be read, in one pass over them all."""
     from longtail.progress import progress
 
     bar = progress(len(paths), "verify images", "img") if len(paths) >= 1000 else None
+    bad = []
     for p in paths:
         if bar is not None:
             bar.update(1)
-        try:
-            with Image.open(p) as im:
-                im.verify()
-        except FileNotFoundError:
-            raise LongtailError(f"image listed but missing: {p}", "check data.root and the list files") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise LongtailError(f"corrupt image {p}: {e}", "re-save or remove it (data.verify: false skips this check)") from None
+        why = check_image(Path(p))
+        if why:
+            bad.append((str(p), why))
     if bar is not None:
         bar.close()
+    return bad
+
+
+def _unreadable(cfg, paths, notes: list[str], skipped: list) -> set[str]:
+    """Every unreadable image of ``paths`` named at once: an error, or with
+    ``data.skip_unreadable`` the set of them to leave out (a note, and their list in ``skipped``)."""
+    bad = scan_images(paths)
+    if not bad:
+        return set()
+    listing = "; ".join(f"{p} ({why})" for p, why in bad[:20]) + (f"; and {len(bad) - 20} more" if len(bad) > 20 else "")
+    if not cfg.skip_unreadable:
+        raise LongtailError(f"{len(bad)} of {len(paths)} images cannot be read: {listing}",
+                            "re-save or remove them, or set data.skip_unreadable: true to leave them out with a warning")
+    notes.append(f"warning: {len(bad)} unreadable image(s) left out (data.skip_unreadable; the list is in the run folder's "
+                 f"skipped_images.txt): {listing}")
+    skipped.extend(bad)
+    return {p for p, _ in bad}
+
+
+def _without(paths, labels, bad: set[str]):
+    keep = [i for i, p in enumerate(paths) if str(p) not in bad]
+    return [paths[i] for i in keep], labels[keep]
 
 
 def _image_shapes(paths) -> list[tuple[tuple[int, int], str]]:
@@ -295,11 +361,8 @@ def build_splits(cfg) -> Splits:
     there is no profile to preserve: the last v images of each class are held out of training.
     """
     info = dataset_info(cfg.dataset)
-    notes = []
-    train, test, val, *rest = _read_raw(cfg, notes)
-    if cfg.verify:
-        verify_images([p for part in (train, test, val) if part is not None and isinstance(part.images, FileImages)
-                       for p in part.images.paths])
+    notes, skipped = [], []
+    train, test, val, *rest = _read_raw(cfg, notes, skipped)
     manifest = rest[0] if rest else None
     profile = cfg.profile or default_profile(cfg.dataset)
     counts_raw = np.asarray(train.class_counts())
@@ -341,7 +404,7 @@ def build_splits(cfg) -> Splits:
                              f"validation set)")
     if cfg.val_per_class:
         val = train.subset(np.flatnonzero(held))
-    return Splits(train.subset(keep), test, val, info, notes, manifest)
+    return Splits(train.subset(keep), test, val, info, notes, manifest=manifest, skipped=skipped)
 
 
 def _hold_out_last(labels: np.ndarray, num_classes: int, v: int, used: np.ndarray) -> np.ndarray:

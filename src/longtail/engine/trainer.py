@@ -569,6 +569,8 @@ class Trainer:
                         w = csv.writer(f)
                         w.writerow(["path", "class", "split"])
                         w.writerows(self.splits.manifest)
+                if self.splits.skipped:  # data.skip_unreadable: what was left out, and why
+                    write_atomic(self.out / "skipped_images.txt", "".join(f"{p}\t{why}\n" for p, why in self.splits.skipped))
             except LongtailError as e:
                 problem = e
         problem = distributed.broadcast_object(problem, self.dist)
