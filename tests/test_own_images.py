@@ -39,6 +39,13 @@ def test_folder_to_predictions_and_export(tmp_path, capsys):
     assert "16 x 16 (their own size), 3 channel(s)" in log and "split by class" in log
     # the test split is imbalanced (5 / 2 / 1): balanced accuracy leads, and says why
     assert "| stage | method | balanced | overall |" in log and "The test set is imbalanced" in log
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["headline"] == {"metric": "balanced", "value": m["balanced"]} and m["test_counts"] == [5, 2, 1]
+    assert main(["eval", str(run)]) == 0 and "\ntest: balanced " in capsys.readouterr().out
+    assert main(["info", str(ROOT / "configs/image_folder.yaml"), "--set", f"data.root={data}"]) == 0
+    info = capsys.readouterr().out
+    assert "the data as it is" in info and "test images per class: dark 5, grey 2, light 1" in info
+    assert "warning: 2 class(es) have fewer than 5 test images" in info and "runs lead with balanced accuracy" in info
     split = list(csv.DictReader(open(run / "split.csv")))
     assert len(split) == 35 and {r["class"] for r in split if r["split"] == "test"} == {"dark", "grey", "light"}
     # the run's HTML report names the classes

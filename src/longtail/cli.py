@@ -97,7 +97,9 @@ def cmd_eval(args) -> int:
     if split == "val" and trainer.splits.val is None:
         raise LongtailError("this run has no validation split", "use --split test")
     m = trainer.evaluate(model, method, split)
-    print(f"{split}: overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  ece {m['ece']:.2f}")
+    from longtail.evaluation.metrics import headline_line
+
+    print(f"{split}: {headline_line(m)}")
     if (run / "metrics.json").is_file():
         print()
         print(stage_table(json.loads((run / "metrics.json").read_text())))
@@ -119,16 +121,28 @@ def cmd_info(args) -> int:
     d = cfg.data
     from longtail.data.datasets import default_profile
 
-    print(f"data set: {d.dataset} ({d.root or 'default root'}), profile {d.profile or default_profile(d.dataset)}, "
-          f"imbalance factor {d.imbalance_factor:g}")
-    print(f"classes: {s.train.num_classes}; images per class: {', '.join(str(c) for c in counts)} "
-          f"({sum(counts):,} images)")
+    profile = d.profile or default_profile(d.dataset)
+    shaped = f"profile {profile}, imbalance factor {d.imbalance_factor:g}" if profile != "none" else "the data as it is (profile none)"
+    print(f"data set: {d.dataset} ({d.root or 'default root'}), {shaped}")
+    names = list(s.train.class_names) or [str(c) for c in range(s.train.num_classes)]
+    tests = s.test.class_counts()
+    print(f"classes: {s.train.num_classes}; training images per class: "
+          f"{', '.join(f'{n} {c}' for n, c in zip(names, counts))} ({sum(counts):,} images)")
+    print(f"test images per class: {', '.join(f'{n} {c}' for n, c in zip(names, tests))}")
+    if len({c for c in tests if c}) > 1:
+        print("note: the test set is imbalanced: runs lead with balanced accuracy (the mean of per-class accuracies); "
+              "plain accuracy would reward predicting the largest classes")
+    few = [f"{n} ({c})" for n, c in zip(names, tests) if c < 5]
+    if few:
+        print(f"warning: {len(few)} class(es) have fewer than 5 test images, so their accuracy moves in steps of 20 points "
+              f"or more: {', '.join(few)}")
     nz = [c for c in counts if c > 0]
     print(f"actual imbalance: {max(nz)} / {min(nz)} = {max(nz) / min(nz):.1f}")
     split = shot_split(counts, d.many_threshold, d.few_threshold)
     for k, label in (("many", f"> {d.many_threshold}"), ("medium", f"{d.few_threshold}-{d.many_threshold}"),
                      ("few", f"< {d.few_threshold}")):
-        print(f"{k:>6} ({label}): {len(split[k])} classes {split[k] if len(split[k]) <= 20 else ''}")
+        listed = ", ".join(names[c] for c in split[k]) if len(split[k]) <= 20 else ""
+        print(f"{k:>6} ({label}): {len(split[k])} classes{': ' + listed if listed else ''}")
     print(f"test: {len(s.test):,} images; validation: {len(s.val) if s.val is not None else 0:,} images")
     for note in s.notes:
         print(f"note: {note}")

@@ -39,7 +39,7 @@ from longtail.engine.schedule import learning_rate
 from longtail.errors import LongtailError
 from longtail.files import write_atomic
 from longtail.progress import progress
-from longtail.evaluation.metrics import compute_metrics
+from longtail.evaluation.metrics import compute_metrics, headline, headline_line
 from longtail.methods import Batch, Plugin, StageContext, make_method, method_class, split_method
 from longtail.methods.base import check_batch_devices
 from longtail.models import build_model
@@ -680,9 +680,7 @@ class Trainer:
             self.state.stage_metrics.append(entry)
             if board is not None:
                 board.stage(rs.name, m, len(self.state.history))
-            lead = "" if m["test_balanced"] else f"balanced {m['balanced']:.2f} (imbalanced test set)  "
-            self.log(f"  {rs.name} test: {lead}overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  "
-                     f"ece {m['ece']:.2f}")
+            self.log(f"  {rs.name} test: {headline_line(m)}")
             self.state.stage, self.state.epoch = rs.index + 1, 0
             self._save(model, None, None)
         final = self.state.stage_metrics[-1]["metrics"]
@@ -709,6 +707,7 @@ class Trainer:
         torch.save(model.state_dict(), weights)
         write_atomic(self.out / "model.pt", weights.getvalue())
         out = {k: v for k, v in final.items() if k != "confusion_matrix"}
+        out["headline"] = dict(zip(("metric", "value"), headline(final)))  # balanced where the test set is imbalanced
         out["stages"] = [{"stage": e["stage"], "method": e["method"],
                           **{k: v for k, v in e["metrics"].items() if k != "confusion_matrix"},
                           **({"val": e["val"]} if "val" in e else {})} for e in self.state.stage_metrics]

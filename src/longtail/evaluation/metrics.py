@@ -94,7 +94,22 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, class_counts, ma
         "class_counts": [int(c) for c in class_counts],
         # on an imbalanced test set plain accuracy rewards the largest class: lead with "balanced"
         "test_balanced": len({int(n) for n in np.bincount(labels.numpy(), minlength=num_classes) if n}) <= 1,
+        "test_counts": [int(n) for n in np.bincount(labels.numpy(), minlength=num_classes)],
         "split_sizes": {k: len(v) for k, v in shots.items()},
         "reliability": reliability_bins(conf.numpy(), correct, ece_bins),
         "confusion_matrix": cm.tolist(),
     }
+
+
+def headline(m: dict) -> tuple[str, float]:
+    """The metric a run leads with: ``overall`` on a balanced test set, ``balanced`` (the mean of
+    per-class accuracies) where the test set is imbalanced, since plain accuracy there rewards
+    predicting the largest classes."""
+    key = "overall" if m.get("test_balanced", True) else "balanced"
+    return key, m[key]
+
+
+def headline_line(m: dict) -> str:
+    """``overall 81.20  head ...`` or ``balanced 74.10 (imbalanced test set)  overall 81.20  head ...``."""
+    lead = "" if m.get("test_balanced", True) else f"balanced {m['balanced']:.2f} (imbalanced test set)  "
+    return f"{lead}overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  ece {m['ece']:.2f}"
