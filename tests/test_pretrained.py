@@ -128,6 +128,32 @@ def test_timm_backbone_input_follows_its_weights(tmp_path, fake_timm, capsys):
     assert torch.equal(model.pool(fmap), fmap.amax(dim=(2, 3)))
 
 
+def test_offline_pretrained_fails_at_once_naming_the_fix(tmp_path, fake_timm, monkeypatch, capsys):
+    """No connection to the model hub: timm is asked with the hub client offline (so it reads its
+    cache and fails at once instead of retrying), and the error names model.weights."""
+    import longtail.models as models
+
+    seen = []
+
+    def create_model(name, pretrained=False, num_classes=None, in_chans=3):
+        import os
+
+        seen.append(os.environ.get("HF_HUB_OFFLINE"))
+        raise OSError("We couldn't connect to the hub to load this file, and it was not found in the cached files.")
+
+    monkeypatch.setattr(sys.modules["timm"], "create_model", create_model)
+    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(LongtailError) as e:
+        models.TimmBackbone("fake_net", 3, pretrained=True)
+    assert seen == ["1"] and "no connection to the model hub" in str(e.value) and "model.weights: PATH" in e.value.fix
+    import os
+
+    assert "HF_HUB_OFFLINE" not in os.environ  # restored
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not models._hub_reachable()
+
+
 def test_real_timm_backbones():
     pytest.importorskip("timm")
     for name, dims in (("resnet18", 4), ("vit_tiny_patch16_224", 3)):

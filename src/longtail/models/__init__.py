@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 
@@ -26,12 +28,22 @@ class TimmBackbone(nn.Module):
     def __init__(self, name: str, in_channels: int, pretrained: bool = False):
         super().__init__()
         timm = _timm()
+        offline = pretrained and not _hub_reachable()
         try:
-            self.net = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_channels)
-        except RuntimeError as e:  # unknown name; a download that failed
-            raise LongtailError(f"timm cannot make '{name}'{' with pretrained weights' if pretrained else ''}: {e}",
-                                "check the name (timm.list_models('*vit*')) and, for pretrained: true, the internet "
-                                "connection, or download the weights and give model.weights: PATH") from None
+            # offline, the hub client reads its cache alone and fails at once when the weights are
+            # not there (instead of a minute of retries)
+            with _env(HF_HUB_OFFLINE="1") if offline else contextlib.nullcontext():
+                self.net = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_channels)
+        except Exception as e:  # an unknown name; weights neither cached nor downloadable
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if pretrained:
+                raise LongtailError(f"timm cannot load pretrained weights for '{name}'"
+                                    f"{' (no connection to the model hub)' if offline else ''}: {first}",
+                                    "give the weights as a file: model.weights: PATH with model.pretrained: false (a "
+                                    "state dict saved where the hub is reachable: torch.save(timm.create_model(NAME, "
+                                    "pretrained=True).state_dict(), PATH)); or put them in the hub cache "
+                                    "(~/.cache/huggingface/hub, HF_HOME)") from None
+            raise LongtailError(f"timm cannot make '{name}': {first}", "check the name: timm.list_models('*vit*')") from None
         self.out_features = self.net.num_features
         self.data_config = timm.data.resolve_data_config({}, model=self.net)
 
@@ -40,6 +52,44 @@ class TimmBackbone(nn.Module):
 
     def pool(self, fmap):
         return self.net.forward_head(fmap, pre_logits=True)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the model hub timm downloads from answers a TCP connection within ``timeout``
+    seconds (its client would otherwise retry for about a minute before failing)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False
+    try:
+        from huggingface_hub import constants
+
+        url = urlparse(constants.ENDPOINT)
+    except Exception:  # no hub client: timm falls back to its own download, which fails by itself
+        return True
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _env(**values):
+    import os
+
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _timm():
