@@ -79,6 +79,23 @@ def test_folder_to_predictions_and_export(tmp_path, capsys):
     assert torch.allclose(program(x), want, atol=1e-5) and torch.allclose(program(x[:1]), want[:1], atol=1e-5)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["run"]["input"]["class_names"] == ["dark", "grey", "light"]
+    capsys.readouterr()
+    # ONNX: with longtail[onnx] every file to ship is named (the weights travel as model.onnx.data);
+    # without it, one error naming the extra
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+        have_onnx = True
+    except ImportError:
+        have_onnx = False
+    rc = main(["export", str(run), "--out", str(tmp_path / "onnx"), "--format", "onnx"])
+    out = capsys.readouterr()
+    if have_onnx:
+        assert rc == 0 and "model.onnx" in out.out and "ship every file" in out.out
+        assert "centre-crop 16 x 16, RGB (3 channels), float in [0, 1]" in out.out
+    else:
+        assert rc == 2 and "pip install 'longtail[onnx]'" in out.err
+    assert "centre-crop 16 x 16" in json.loads((tmp_path / "exp" / "classes.json").read_text())["preprocess"]
 
 
 def test_api_train_returns_the_run(tmp_path):

@@ -147,13 +147,21 @@ class LoadedModel:
         return [{"path": n, "class": self.class_names[int(i[0])], "prob": float(q[0]),
                  "top": [(self.class_names[int(c)], float(v)) for c, v in zip(i, q)]} for n, q, i in zip(names, p, idx)]
 
+    def preprocessing(self) -> str:
+        """What a caller of an exported model does to an image first (normalisation is inside)."""
+        resize = f"resize the shorter side to {self.resize} px, " if self.resize != self.size else "resize the shorter side to " \
+                 f"{self.size} px, "
+        grey = "grey (1 channel)" if self.channels == 1 else "RGB (3 channels)"
+        return f"{resize}centre-crop {self.size} x {self.size}, {grey}, float in [0, 1], N x C x H x W"
+
     def export(self, out_dir: str | Path, fmt: str = "torchscript") -> Path:
         """A standalone model (input: N x C x H x W float in [0, 1]) and ``classes.json``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         example = torch.rand(2, self.channels, self.size, self.size, device=self.device)
         (out / "classes.json").write_text(json.dumps({"classes": self.class_names, "input": [self.channels, self.size, self.size],
-                                                      "range": "float in [0, 1], N x C x H x W"}, indent=1) + "\n")
+                                                      "range": "float in [0, 1], N x C x H x W",
+                                                      "preprocess": self.preprocessing()}, indent=1) + "\n")
         if fmt == "torchscript":
             path = out / "model.torchscript.pt"
             torch.jit.trace(self.model, example).save(str(path))
@@ -166,8 +174,9 @@ class LoadedModel:
         elif fmt == "onnx":
             try:
                 import onnx  # noqa: F401
-            except ImportError:
-                raise LongtailError("export --format onnx needs the onnx package", "pip install 'longtail[onnx]'") from None
+                import onnxscript  # noqa: F401  (torch.onnx.export's exporter)
+            except ImportError as e:
+                raise LongtailError(f"export --format onnx needs the {e.name} package", "pip install 'longtail[onnx]'") from None
             path = out / "model.onnx"
             torch.onnx.export(self.model, (example,), str(path), input_names=["images"], output_names=["logits"],
                               dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})

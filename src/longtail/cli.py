@@ -258,8 +258,10 @@ def cmd_export(args) -> int:
 
     model = load(args.run_dir)
     path = model.export(args.out or Path(args.run_dir) / "export", args.format)
-    print(f"exported: {path} (input: N x {model.channels} x {model.size} x {model.size} float in [0, 1]); "
-          f"class names: {path.parent / 'classes.json'}")
+    files = sorted(p.name for p in path.parent.iterdir() if p.is_file())
+    print(f"exported: {path}; ship every file of {path.parent}: {', '.join(files)}"
+          + (" (model.onnx.data holds the weights: keep it beside model.onnx)" if "model.onnx.data" in files else ""))
+    print(f"input: {model.preprocessing()} (normalisation is inside the model); class names in classes.json")
     if model.folded:
         print("note: the run's PIF layer is folded into its classifier: the exported model is the base architecture")
     return 0
