@@ -180,3 +180,12 @@ def test_checkpoint_cadence_and_resume_from_an_older_checkpoint(tiny_root, refer
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(LongtailError, match="checkpoint_every"):
         tiny_cfg(tiny_root, "engine.checkpoint_every=-1")
+
+
+def test_a_stage_no_longer_than_its_warm_up_is_named(tiny_root, tmp_path):
+    lines = []
+    cfg = load_config(None, ["data.dataset=mnist", f"data.root={tiny_root}", "data.imbalance_factor=10", "model.arch=resnet8",
+                             "engine.progress=false", "eval.plots=false",
+                             "stages=[{method: ce, epochs: 1, batch_size: 32, schedule: {warmup_epochs: 1}}]"])
+    Trainer(cfg, tmp_path, log=lines.append).run()
+    assert any("lasts 1 epoch(s), no longer than its 1 warm-up" in ln for ln in lines)

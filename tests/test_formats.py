@@ -216,3 +216,17 @@ def test_configs_debian_root_falls_back_to_the_fetch_cache(tmp_path, monkeypatch
         build_splits(DataConfig(dataset="fashion_mnist", root=str(tmp_path / "mine")))
     monkeypatch.setenv("HOME", str(tmp_path))
     assert len(build_splits(DataConfig(dataset="mnist", root="~/cache", imbalance_factor=1)).train) == 120
+
+
+def test_max_per_class_is_refused_where_no_profile_applies(tmp_path):
+    """An image folder is used as it is (profile none): a cap on a profile would do nothing."""
+    from longtail.config import DataConfig
+    from longtail.data.datasets import build_splits
+    from longtail.errors import LongtailError
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(tmp_path / c / f"{i}.png")
+    with pytest.raises(LongtailError, match="max_per_class = 2 caps a long-tail profile"):
+        build_splits(DataConfig(dataset="image_folder", root=str(tmp_path), max_per_class=2))

@@ -373,6 +373,10 @@ def build_splits(cfg) -> Splits:
     if cfg.val_per_class and val is not None:
         raise LongtailError("data.val_per_class is set but the data set has its own validation split", "set data.val_per_class: 0")
     labels = train.labels.numpy()
+    if profile == "none" and cfg.max_per_class:
+        raise LongtailError(f"data.max_per_class = {cfg.max_per_class} caps a long-tail profile, and {cfg.dataset} is used as "
+                            "it is (profile none)", "remove data.max_per_class, or set data.profile: exponential (or step) "
+                            "to shape the classes")
     if profile == "none":  # list-based sets are long-tailed already by their published lists
         held = _hold_out_last(labels, train.num_classes, cfg.val_per_class, np.zeros(len(labels), bool))
         short = [c for c in range(train.num_classes) if (labels[held] == c).sum() < cfg.val_per_class]

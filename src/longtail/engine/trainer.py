@@ -432,7 +432,7 @@ class Trainer:
             seen += len(yb)
             if bar is not None:
                 bar.update(1)
-                if step % 20 == 0 or step == steps - 1:  # reading the loss waits for the device
+                if check_every_step or step % 20 == 0 or step == steps - 1:  # on a GPU, reading the loss waits for it
                     bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{lr:.4g}")
         if bar is not None:
             bar.close()
@@ -654,6 +654,11 @@ class Trainer:
             loaded = None
             self.log(f"== {rs.name}: {rs.cfg.method}, {rs.cfg.epochs} epochs, sampler {rs.sampler}, "
                      f"train {rs.train}{', new head' if rs.reinit_head else ''}")
+            sch = rs.cfg.schedule
+            if rs.cfg.epochs and sch.warmup_epochs >= rs.cfg.epochs and sch.name != "constant":
+                self.log(f"warning: {rs.name} lasts {rs.cfg.epochs} epoch(s), no longer than its {sch.warmup_epochs:g} warm-up "
+                         f"epoch(s): its learning rate never decays from the peak {rs.cfg.optimizer.lr:g} (lower "
+                         f"stages.{rs.name}.schedule.warmup_epochs, or train it longer)")
             if rs.cfg.accumulate > 1:
                 micro = self._rank_batch(rs.cfg) // rs.cfg.accumulate
                 coupled = f"; {method.batch_coupled}" if method.batch_coupled else ""
