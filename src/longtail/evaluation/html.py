@@ -89,7 +89,7 @@ def run_report(run_dir: Path) -> str:
     parts.append(_table(["class", "training images", *series], [[names[c], counts[c], *(_fmt(v[c]) for v in series.values())]
                                                                   for c in range(len(counts))]))
     parts.append("<h2>Confusion matrix and calibration (final stage)</h2>")
-    parts.append(f"<img alt='confusion matrix' src='{_png(plots.plot_confusion, m['confusion_matrix'], class_names=names)}'>")
+    parts.append(f"<img alt='confusion matrix' src='{_png(plots.plot_confusion, m['confusion_matrix'], class_names=names, class_counts=counts)}'>")
     parts.append(f"<img alt='reliability diagram' src='{_png(plots.plot_reliability, m['reliability'], ece=m['ece'])}'>")
     if cfg_text:
         parts.append(f"<h2>Config</h2><details><summary>config.yaml</summary><pre>{html.escape(cfg_text)}</pre></details>")

@@ -92,15 +92,21 @@ def plot_heatmap(rows: dict[str, list], class_counts, path, class_names=None, ti
     return path
 
 
-def plot_confusion(cm, path: Path, class_names=None) -> Path:
+def plot_confusion(cm, path: Path, class_names=None, class_counts=None) -> Path:
+    """Rows: true class, columns: predicted, each row in % of its class. With ``class_counts``
+    (training images per class) the classes run head to tail, labelled with their counts."""
     plt = _plt()
     cm = np.asarray(cm, dtype=float)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     n = len(cm)
+    order = np.argsort(-np.asarray(class_counts), kind="stable") if class_counts is not None else np.arange(n)
+    cm = cm[np.ix_(order, order)]
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    names = [class_names[c] if class_names else str(c) for c in order]
+    if class_counts is not None:
+        names = [f"{name} ({class_counts[c]})" for name, c in zip(names, order)]
     fig, ax = plt.subplots(figsize=(min(2 + 0.45 * n, 14),) * 2, dpi=120)
     im = ax.imshow(100 * norm, cmap="Blues", vmin=0, vmax=100)
     if n <= 30:
-        names = class_names or [str(i) for i in range(n)]
         ax.set_xticks(range(n), names, rotation=90, fontsize=7)
         ax.set_yticks(range(n), names, fontsize=7)
         if n <= 15:
@@ -109,7 +115,7 @@ def plot_confusion(cm, path: Path, class_names=None) -> Path:
                     ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=6,
                             color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true (classes in id order; class 0 has the most training images)")
+    ax.set_ylabel("true" + (" (training images, head → tail)" if class_counts is not None else ""))
     fig.colorbar(im, ax=ax, fraction=0.046, label="% of the true class")
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")

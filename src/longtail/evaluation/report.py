@@ -17,7 +17,7 @@ def write_run_plots(out: Path, stage_metrics: list[dict], class_names, class_cou
     series = {f"{e['stage']} ({e['method']})": e["metrics"]["per_class"] for e in stage_metrics}
     return [
         plots.plot_per_class(series, class_counts, out / "per_class.png", class_names=class_names),
-        plots.plot_confusion(final["confusion_matrix"], out / "confusion.png", class_names),
+        plots.plot_confusion(final["confusion_matrix"], out / "confusion.png", class_names, class_counts),
         plots.plot_reliability(final["reliability"], out / "reliability.png", final["ece"]),
     ]
 
