@@ -1,4 +1,4 @@
-"""Command line: ``longtail train | eval | info | prepare | bench | report | predict | export | fetch``.
+"""Command line: ``longtail train | eval | info | prepare | bench | recommend | report | predict | export | fetch``.
 
 Every user-facing failure is a :class:`LongtailError`: printed as ``error: ...`` with its fix,
 exit status 2, no traceback (``LONGTAIL_DEBUG=1`` shows it).
@@ -209,6 +209,19 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_recommend(args) -> int:
+    from longtail.config import load_config
+    from longtail.recommend import recommend, table
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out or Path("runs") / "recommend" / cfg.name)
+    result = recommend(cfg, out, args.methods, args.budget, args.val_fraction)
+    print()
+    print(table(result))
+    print(f"\ntables and plots: {out / 'recommend.md'}, {out / 'per_class_val.png'}")
+    return 0
+
+
 def _stop_as_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -304,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key in every run, e.g. --set stages.0.epochs=1")
     b.set_defaults(func=cmd_bench)
+    rc = sub.add_parser("recommend", help="train the methods that did best in our studies on your data and pick one "
+                        "by balanced accuracy on a validation split of the training images")
+    _add_config_args(rc)
+    rc.add_argument("--out", help="folder of the comparison's runs (default runs/recommend/<name>)")
+    rc.add_argument("--budget", type=float, default=0.0, metavar="MINUTES",
+                    help="fit every candidate in about this many minutes (stage-1 epochs lowered equally for all)")
+    rc.add_argument("--methods", nargs="+", help="candidates (default: crt logit_adjust balanced_softmax ldam_drw dr_h2t)")
+    rc.add_argument("--val-fraction", type=float, default=0.15, help="share of each class's training images held out to choose")
+    rc.set_defaults(func=cmd_recommend)
     r = sub.add_parser("report", help="a self-contained HTML page of a run folder or a suite results folder")
     r.add_argument("path", help="runs/... (with metrics.json) or benchmarks/results/<suite> (with results.json)")
     r.set_defaults(func=cmd_report)

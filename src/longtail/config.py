@@ -57,7 +57,9 @@ class DataConfig:
     # image_folder without train/ and test/ sub-folders: a seeded split stratified by class
     # (at least one test image per class with two or more images)
     test_fraction: float = 0.2
-    val_fraction: float = 0.0  # image_folder without train/ and test/: the share of each class for validation
+    # a stratified share of each class's training images held out for validation (image folders
+    # without train/ and test/: taken before their split; other data sets: after the profile)
+    val_fraction: float = 0.0
     split_seed: int = 0  # image_folder without train/ and test/: the split's seed
 
     def validate(self, p: str):

@@ -408,7 +408,27 @@ def build_splits(cfg) -> Splits:
                              f"validation set)")
     if cfg.val_per_class:
         val = train.subset(np.flatnonzero(held))
+    elif cfg.val_fraction and val is None:
+        # a stratified share of the training images (after the profile), never the test set
+        held_val = _stratified_share(labels[keep], train.num_classes, cfg.val_fraction, cfg.split_seed)
+        val = train.subset(keep[held_val])
+        keep = keep[~held_val]
+        notes.append(f"validation: {int(held_val.sum())} training images held out, {cfg.val_fraction:g} of each class with "
+                     f"two or more (data.val_fraction, seed {cfg.split_seed})")
     return Splits(train.subset(keep), test, val, info, notes, manifest=manifest, skipped=skipped)
+
+
+def _stratified_share(labels: np.ndarray, num_classes: int, fraction: float, seed: int) -> np.ndarray:
+    """A mask of ``fraction`` of each class's positions (at least one where the class has two or
+    more, never all of them), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), bool)
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) >= 2:
+            n = min(len(idx) - 1, max(1, round(fraction * len(idx))))
+            mask[rng.permutation(idx)[:n]] = True
+    return mask
 
 
 def _hold_out_last(labels: np.ndarray, num_classes: int, v: int, used: np.ndarray) -> np.ndarray:
