@@ -199,3 +199,18 @@ def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, caps
     assert "35 images at 3 x 16 x 16" in err and "data.in_memory=false data.cache=true" in err
     monkeypatch.setattr(datasets, "available_memory", lambda: 2 * 35 * 3 * 16 * 16)  # exactly half: fits
     assert datasets._check_fits_in_memory(load_config(ROOT / "configs/image_folder.yaml").data, 35, 3, 16) is None
+
+
+def test_api_errors_name_the_apis_arguments(tmp_path):
+    import longtail
+    from longtail.errors import LongtailError
+
+    data = _folder(tmp_path / "photos")
+    over = [f"data.root={data}", "model.arch=resnet8", "stages.stage1.epochs=1", "stages.stage2.epochs=1", "engine.progress=false"]
+    longtail.train(ROOT / "configs/image_folder.yaml", overrides=over, out=tmp_path / "run")
+    with pytest.raises(LongtailError) as e:  # the folder holds a run: the fix is resume=True or another out=
+        longtail.train(ROOT / "configs/image_folder.yaml", overrides=over, out=tmp_path / "run")
+    assert "resume=True" in e.value.fix and "out=" in e.value.fix and "--" not in str(e.value)
+    with pytest.raises(LongtailError) as e:
+        longtail.train(ROOT / "configs/image_folder.yaml", overrides=["data.nope=1"])
+    assert "--set" not in str(e.value)

@@ -45,10 +45,28 @@ def train(config, overrides: list[str] | None = None, out: str | Path | None = N
     from longtail.config import RunConfig, load_config
     from longtail.engine.trainer import Trainer
 
-    cfg = config if isinstance(config, RunConfig) else load_config(config, overrides or [])
-    folder = Path(out) if out else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
-    Trainer(cfg, folder, resume=resume).run()
+    try:
+        cfg = config if isinstance(config, RunConfig) else load_config(config, overrides or [])
+        folder = Path(out) if out else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
+        Trainer(cfg, folder, resume=resume).run()
+    except LongtailError as e:
+        raise in_api_words(e) from None
     return Run(folder, json.loads((folder / "metrics.json").read_text()))
+
+
+# the command line's words in an error, and this API's for the same thing
+API_WORDS = [("longtail train --resume ", "longtail.train(CONFIG, resume=True, out="), ("--resume", "resume=True"),
+             ("--out", "out="), ("--set ", "overrides=[...]: ")]
+
+
+def in_api_words(e: LongtailError) -> LongtailError:
+    """``e`` with the command line's flags named as :func:`train`'s arguments."""
+    def say(text):
+        for cli, api in API_WORDS:
+            text = text.replace(cli, api) if text else text
+        return text
+
+    return LongtailError(say(e.problem), say(e.fix))
 
 
 class DeployModel(nn.Module):
