@@ -37,6 +37,8 @@ def test_folder_to_predictions_and_export(tmp_path, capsys):
     assert main(["train", str(ROOT / "configs/image_folder.yaml"), "--out", str(run), *over]) == 0
     log = capsys.readouterr().out
     assert "16 x 16 (their own size), 3 channel(s)" in log and "split by class" in log
+    assert "train: 27 images (dark 19, grey 6, light 2)" in log  # class names, not indices
+    assert "estimated: about" in log and "an epoch of stage1 (resnet8, 16 x 16 px, batch 128, 27 images" in log
     # the test split is imbalanced (5 / 2 / 1): balanced accuracy leads, and says why
     assert "| stage | method | balanced | overall |" in log and "The test set is imbalanced" in log
     m = json.loads((run / "metrics.json").read_text())

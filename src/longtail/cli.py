@@ -46,8 +46,10 @@ def cmd_train(args) -> int:
     out = Path(out_arg) if out_arg else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
     trainer = Trainer(cfg, out, resume=bool(args.resume))
     print(f"run folder: {out}")
-    print(f"train: {len(trainer.train_set)} images, counts {trainer.train_set.class_counts()}; "
-          f"test: {len(trainer.splits.test)}; device {trainer.device}")
+    names = list(trainer.train_set.class_names) or [str(c) for c in range(trainer.num_classes)]
+    counts = ", ".join(f"{n} {c}" for n, c in zip(names, trainer.train_set.class_counts()))
+    print(f"train: {len(trainer.train_set)} images ({counts}); test: {len(trainer.splits.test)}; device {trainer.device}")
+    _say_epoch_cost(cfg, trainer.num_classes, trainer.train_set.channels, trainer.train_set.image_size, len(trainer.train_set))
     trainer.run()
     from longtail.engine.distributed import shutdown
 
@@ -57,6 +59,16 @@ def cmd_train(args) -> int:
     print(stage_table(metrics))
     print(f"\nrun folder: {out}  (metrics.json, history.csv, per_class.png, confusion.png, reliability.png)")
     return 0
+
+
+def _say_epoch_cost(cfg, num_classes: int, channels: int, size: int, images: int) -> None:
+    """An estimate of an epoch of the first stage, measured here (a few steps) before any training."""
+    from longtail.engine.cost import epoch_seconds, say
+
+    st = cfg.stages[0]
+    t = epoch_seconds(cfg, num_classes, channels, size, images)
+    print(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({cfg.model.arch}, {size} x {size} px, batch "
+          f"{st.batch_size}, {images:,} images; timed on a few steps here), {say(t * st.epochs)} for its {st.epochs} epochs")
 
 
 def cmd_eval(args) -> int:
@@ -146,6 +158,7 @@ def cmd_info(args) -> int:
     print(f"test: {len(s.test):,} images; validation: {len(s.val) if s.val is not None else 0:,} images")
     for note in s.notes:
         print(f"note: {note}")
+    _say_epoch_cost(cfg, s.train.num_classes, s.train.channels, s.train.image_size, len(s.train))
     if args.views:
         print(f"augmented views: {_preview_views(cfg, s.train, counts, Path(args.views))}")
     return 0
