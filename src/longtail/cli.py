@@ -144,10 +144,7 @@ def cmd_info(args) -> int:
     if len({c for c in tests if c}) > 1:
         print("note: the test set is imbalanced: runs lead with balanced accuracy (the mean of per-class accuracies); "
               "plain accuracy would reward predicting the largest classes")
-    few = [f"{n} ({c})" for n, c in zip(names, tests) if c < 5]
-    if few:
-        print(f"warning: {len(few)} class(es) have fewer than 5 test images, so their accuracy moves in steps of 20 points "
-              f"or more: {', '.join(few)}")
+
     nz = [c for c in counts if c > 0]
     print(f"actual imbalance: {max(nz)} / {min(nz)} = {max(nz) / min(nz):.1f}")
     split = shot_split(counts, d.many_threshold, d.few_threshold)

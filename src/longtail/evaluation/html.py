@@ -86,8 +86,14 @@ def run_report(run_dir: Path) -> str:
     parts.append("<h2>Per-class accuracy</h2>")
     series = {f"{s.get('stage')} ({s.get('method')})": s["per_class"] for s in stages}
     parts.append(f"<img alt='per-class accuracy' src='{_png(plots.plot_per_class, series, counts, class_names=names)}'>")
-    parts.append(_table(["class", "training images", *series], [[names[c], counts[c], *(_fmt(v[c]) for v in series.values())]
-                                                                  for c in range(len(counts))]))
+    tests = m.get("test_counts") or [None] * len(counts)  # runs made before test counts were recorded: unknown
+    parts.append(_table(["class", "training images", "test images", *series],
+                        [[names[c], counts[c], "—" if tests[c] is None else tests[c], *(_fmt(v[c]) for v in series.values())]
+                         for c in range(len(counts))]))
+    few = [f"{names[c]} ({tests[c]})" for c in range(len(counts)) if tests[c] is not None and tests[c] < 5]
+    if few:
+        parts.append(f"<p>Fewer than 5 test images, so their accuracy moves in steps of 20 points or more: "
+                     f"{html.escape(', '.join(few))}.</p>")
     parts.append("<h2>Confusion matrix and calibration (final stage)</h2>")
     parts.append(f"<img alt='confusion matrix' src='{_png(plots.plot_confusion, m['confusion_matrix'], class_names=names, class_counts=counts)}'>")
     parts.append(f"<img alt='reliability diagram' src='{_png(plots.plot_reliability, m['reliability'], ece=m['ece'])}'>")
