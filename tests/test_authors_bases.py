@@ -130,7 +130,7 @@ def test_mislas_trains_its_classifier_at_lr_factor_and_the_scales_at_lr():
     ctx = StageContext(torch.tensor([30.0, 10.0, 3.0]), 3, 1, 1, torch.device("cpu"), model, True)
     method = make_method("mislas", ctx, {"lr_factor": 0.2})
     method.prepare()
-    groups = Trainer._param_groups([p for p in model.parameters() if p.requires_grad], method, decay_1d=True)
+    groups = Trainer._param_groups([p for p in model.head.parameters() if p.requires_grad], method, decay_1d=True)
     by_scale = {g["lr_scale"]: {id(p) for p in g["params"]} for g in groups}
     assert by_scale[0.2] == {id(p) for p in model.head.base.parameters()}
     assert by_scale[1.0] == {id(model.head.scales)}

@@ -34,6 +34,11 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path):
 
 def test_second_live_run_in_the_same_folder_is_refused(tmp_path):
     cfg = ft.write_config(tmp_path / "cfg.yaml", ft.write_data(tmp_path / "data"))
+    import yaml
+
+    long = yaml.safe_load(cfg.read_text())
+    long["stages"][0]["epochs"] = 500  # the first run is still live when the second starts (it is killed below)
+    cfg.write_text(yaml.safe_dump(long))
     first = ft._train(cfg, tmp_path / "run")
     try:
         import time

@@ -35,12 +35,18 @@ def test_every_fashion_mnist_config_runs(path, tiny_root, tmp_path):
         sets += [f"stages.{i}.epochs={min(s.epochs, 1)}", f"stages.{i}.batch_size=32"]
     if any(s.method == "ldam_drw" for s in raw.stages):
         sets.append("stages.0.method_args.drw_epoch=0")
+    if raw.model.arch.startswith("ride_"):  # RIDE's loss needs its multi-expert network
+        sets.append("model.arch=ride_resnet8")
     cfg = load_config(path, sets)
     Trainer(cfg, tmp_path, log=lambda m: None).run()
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert len(m["stages"]) == len(cfg.stages) and 0 <= m["overall"] <= 100
     state = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert set(k for k in state if k.startswith("head.")) <= {"head.weight", "head.bias"}  # plain deployed head
+    heads = {k for k in state if k.startswith("head.")}
+    if raw.model.arch.startswith("ride_"):  # one cosine head per expert
+        assert heads == {f"head.heads.{i}.weight" for i in range(3)}
+    else:
+        assert heads <= {"head.weight", "head.bias"}  # plain deployed head
 
 
 def _ctx(model, val=None):

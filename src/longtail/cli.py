@@ -49,7 +49,8 @@ def cmd_train(args) -> int:
     names = list(trainer.train_set.class_names) or [str(c) for c in range(trainer.num_classes)]
     counts = ", ".join(f"{n} {c}" for n, c in zip(names, trainer.train_set.class_counts()))
     print(f"train: {len(trainer.train_set)} images ({counts}); test: {len(trainer.splits.test)}; device {trainer.device}")
-    _say_epoch_cost(cfg, trainer.num_classes, trainer.train_set.channels, trainer.train_set.image_size, len(trainer.train_set))
+    if not args.resume:  # a resumed run's own history.csv says what its epochs cost
+        _say_epoch_cost(cfg, trainer.num_classes, trainer.train_set.channels, trainer.train_set.image_size, len(trainer.train_set))
     trainer.run()
     from longtail.engine.distributed import shutdown
 
