@@ -608,3 +608,26 @@ def test_suite_overrides_that_apply_nowhere_are_logged_and_recorded(tmp_path):
     assert rows["b"]["epochs"] == [2] and rows["b"]["unapplied_overrides"] == ["stages.stage1.epochs=1"]
     note = [ln for ln in lines if "do not apply" in ln]
     assert len(note) == 1 and "its stages: h2t_stage1" in note[0] and "stages.stage1.epochs=1" in note[0]
+
+
+def test_suite_on_an_imbalanced_test_set_leads_with_balanced_accuracy(tmp_path):
+    """An image folder's split keeps the classes' imbalance in the test set: the suite's rows,
+    results.md and HTML report carry balanced accuracy first (absent for balanced test sets)."""
+    from PIL import Image
+    import numpy as np
+
+    from longtail.evaluation.html import suite_report
+
+    for c, n in enumerate((20, 8, 4)):
+        (tmp_path / "photos" / f"k{c}").mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((8, 8), 40 + 90 * c, np.uint8), "L").save(tmp_path / "photos" / f"k{c}" / f"{i}.png")
+    cfg = {"data": {"dataset": "image_folder", "root": str(tmp_path / "photos"), "test_fraction": 0.25},
+           "model": {"arch": "resnet8"}, "engine": {"progress": False}, "eval": {"plots": False}, "stages": [STAGE1]}
+    (tmp_path / "ce.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({"suite": "folder", "seeds": [0], "methods": {"ce": str(tmp_path / "ce.yaml")}}))
+    out = run_suite(tmp_path / "suite.yaml", tmp_path / "runs", tmp_path / "res", log=lambda m: None)
+    row = json.loads((out / "results.json").read_text())["runs"][0]
+    assert list(row["metrics"])[:2] == ["balanced", "overall"]
+    assert "| method | seeds | balanced | overall |" in (out / "results.md").read_text()
+    assert "<th>balanced</th>" in suite_report(out)

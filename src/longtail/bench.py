@@ -490,7 +490,9 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             "method": r.method, "dataset": _dataset_name(r.cfg.data),
             "imbalance_factor": r.cfg.data.imbalance_factor, "seed": r.seed,
             "epochs": [s.epochs for s in r.cfg.stages], "tier": meta["tier"],
-            "metrics": {**{k: m.get(k) for k in METRIC_KEYS}, "per_class": m["per_class"]},
+            # balanced accuracy leads where the test set is imbalanced (an image folder's split)
+            "metrics": {**({"balanced": m["balanced"]} if not m.get("test_balanced", True) else {}),
+                        **{k: m.get(k) for k in METRIC_KEYS}, "per_class": m["per_class"]},
             "class_counts": m["class_counts"],
             "reuses": r.reuse,
             **({"unapplied_overrides": r.unapplied} if r.unapplied else {}),
@@ -522,7 +524,7 @@ def _groups(rows: list[dict]) -> list[tuple[str, float, list[dict]]]:
 def results_table(meta: dict, rows: list[dict]) -> str:
     """Mean ± sample std over seeds, one row per method and a table per (data set, IF), from
     results.json rows alone."""
-    cols = [k for k in METRIC_KEYS if any(r["metrics"].get(k) is not None for r in rows)]
+    cols = [k for k in ("balanced",) + METRIC_KEYS if any(r["metrics"].get(k) is not None for r in rows)]
     lines = [f"# {meta['suite']}{_tier_words(meta)}", ""]
     lines += [f"{text.strip()}\n" for text in (meta.get("description"), meta.get("tier_description")) if text]
     lines += [f"Mean ± sample standard deviation over seeds; accuracies and ECE in percent. "

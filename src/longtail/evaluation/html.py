@@ -135,7 +135,7 @@ def suite_report(results_dir: Path) -> str:
     parts += ["<h2>Summary</h2>", _table(["method", "epochs", *(f"IF {i:g} {k}" for i in imbs for k in ("overall", "tail"))], summary)]
     for ds, imb, sub in _groups(rows):
         methods = list(dict.fromkeys(r["method"] for r in sub))
-        cols = [g for g in GROUPS if any(r["metrics"].get(g) is not None for r in sub)]
+        cols = [g for g in ("balanced",) + GROUPS if any(r["metrics"].get(g) is not None for r in sub)]
         parts.append(f"<h2>{html.escape(ds)}, imbalance factor {imb:g}</h2>")
         table_rows = []
         for mth in methods:
