@@ -46,8 +46,7 @@ def cmd_train(args) -> int:
     out = Path(out_arg) if out_arg else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
     trainer = Trainer(cfg, out, resume=bool(args.resume))
     print(f"run folder: {out}")
-    names = list(trainer.train_set.class_names) or [str(c) for c in range(trainer.num_classes)]
-    counts = ", ".join(f"{n} {c}" for n, c in zip(names, trainer.train_set.class_counts()))
+    counts = ", ".join(f"{n} {c}" for n, c in zip(trainer.train_set.class_names, trainer.train_set.class_counts()))
     print(f"train: {len(trainer.train_set)} images ({counts}); test: {len(trainer.splits.test)}; device {trainer.device}")
     if not args.resume:  # a resumed run's own history.csv says what its epochs cost
         _say_epoch_cost(cfg, trainer.num_classes, trainer.train_set.channels, trainer.train_set.image_size, len(trainer.train_set))
@@ -137,7 +136,7 @@ def cmd_info(args) -> int:
     profile = d.profile or default_profile(d.dataset)
     shaped = f"profile {profile}, imbalance factor {d.imbalance_factor:g}" if profile != "none" else "the data as it is (profile none)"
     print(f"data set: {d.dataset} ({d.root or 'default root'}), {shaped}")
-    names = list(s.train.class_names) or [str(c) for c in range(s.train.num_classes)]
+    names = s.train.class_names  # indices where the data set has no names (LabeledImages fills them)
     tests = s.test.class_counts()
     print(f"classes: {s.train.num_classes}; training images per class: "
           f"{', '.join(f'{n} {c}' for n, c in zip(names, counts))} ({sum(counts):,} images)")

@@ -416,8 +416,7 @@ def build_splits(cfg) -> Splits:
         notes.append(f"validation: {int(held_val.sum())} training images held out, {cfg.val_fraction:g} of each class with "
                      f"two or more (data.val_fraction, seed {cfg.split_seed})")
     tests = test.class_counts()
-    names = list(train.class_names) or [str(c) for c in range(train.num_classes)]
-    few = [f"{names[c]} ({n})" for c, n in enumerate(tests) if n < 5]
+    few = [f"{train.class_names[c]} ({n})" for c, n in enumerate(tests) if n < 5]
     if few:
         notes.append(f"warning: {len(few)} class(es) have fewer than 5 test images, so their accuracy moves in steps of 20 "
                      f"points or more: {', '.join(few)}")

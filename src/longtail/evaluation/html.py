@@ -12,7 +12,7 @@ from pathlib import Path
 from longtail.data.datasets import CIFAR10_CLASSES, FASHION_MNIST_CLASSES
 from longtail.errors import LongtailError
 from longtail.evaluation import plots
-from longtail.evaluation.report import GROUPS
+from longtail.evaluation.report import GROUPS, stage_columns
 
 DATASET_CLASSES = {"fashion_mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}
 
@@ -79,8 +79,7 @@ def run_report(run_dir: Path) -> str:
     parts = [_setup(_config_setup(cfg) + [("training images", r.get("train_images")), ("seed", r.get("seed")),
                                           ("machine", f"{r.get('machine')}, {r.get('precision', '')}, torch {r.get('torch')}"),
                                           ("date", r.get("date"))])]
-    groups = GROUPS if m.get("test_balanced", True) else ("balanced",) + GROUPS  # the headline first
-    cols = [g for g in groups if any(s.get(g) is not None for s in stages)]
+    cols = stage_columns(m, stages)
     parts += ["<h2>Stages (test set)</h2>",
               _table(["stage", "method", *cols], [[s.get("stage"), s.get("method"), *(_fmt(s.get(c)) for c in cols)] for s in stages])]
     parts.append("<h2>Per-class accuracy</h2>")

@@ -111,5 +111,6 @@ def headline(m: dict) -> tuple[str, float]:
 
 def headline_line(m: dict) -> str:
     """``overall 81.20  head ...`` or ``balanced 74.10 (imbalanced test set)  overall 81.20  head ...``."""
-    lead = "" if m.get("test_balanced", True) else f"balanced {m['balanced']:.2f} (imbalanced test set)  "
+    key, value = headline(m)
+    lead = "" if key == "overall" else f"balanced {value:.2f} (imbalanced test set)  "
     return f"{lead}overall {m['overall']:.2f}  head {m['head']:.2f}  tail {m['tail']:.2f}  ece {m['ece']:.2f}"

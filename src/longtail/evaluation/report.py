@@ -26,12 +26,18 @@ def _fmt(v) -> str:
     return "—" if v is None else f"{v:.2f}"
 
 
+def stage_columns(metrics: dict, rows: list[dict]) -> list[str]:
+    """The metric groups a run's stage table shows: balanced accuracy first where the test set is
+    imbalanced (the headline), groups with no class dropped."""
+    groups = GROUPS if metrics.get("test_balanced", True) else ("balanced",) + GROUPS
+    return [g for g in groups if any(r.get(g) is not None for r in rows)]
+
+
 def stage_table(metrics: dict) -> str:
     """A Markdown table of every stage of a run (rows) by metric group (columns), from the
     run's metrics.json; groups with no class (e.g. few-shot on a 10-class set) are dropped."""
     rows = metrics.get("stages") or [metrics]
-    groups = GROUPS if metrics.get("test_balanced", True) else ("balanced",) + GROUPS
-    cols = [g for g in groups if any(r.get(g) is not None for r in rows)]
+    cols = stage_columns(metrics, rows)
     lines = ["| stage | method | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
     for r in rows:
         lines.append(f"| {r.get('stage', '')} | {r.get('method', '')} | " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
