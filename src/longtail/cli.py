@@ -333,8 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--out", help="folder of the comparison's runs (default runs/recommend/<name>)")
     rc.add_argument("--budget", type=float, default=0.0, metavar="MINUTES",
                     help="fit every candidate in about this many minutes (stage-1 epochs lowered equally for all)")
-    rc.add_argument("--methods", nargs="+", help="candidates (default: crt logit_adjust balanced_softmax ldam_drw dr_h2t)")
-    rc.add_argument("--val-fraction", type=float, default=0.15, help="share of each class's training images held out to choose")
+    from longtail.recommend import CANDIDATES, DEFAULT_VAL_FRACTION
+
+    rc.add_argument("--methods", nargs="+", help=f"candidates (default: {' '.join(CANDIDATES)})")
+    rc.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                    help="share of each class's training images held out to choose")
     rc.set_defaults(func=cmd_recommend)
     r = sub.add_parser("report", help="a self-contained HTML page of a run folder or a suite results folder")
     r.add_argument("path", help="runs/... (with metrics.json) or benchmarks/results/<suite> (with results.json)")
