@@ -172,6 +172,9 @@ class StageConfig:
     # (the global batch, lr and schedule unchanged; BatchNorm and batch-coupled losses, e.g.
     # BNS's negatives, see the micro-batch: the log says which)
     accumulate: int = 1
+    # drop each epoch's last, short batch (the BNS authors' DataLoader(drop_last=True)); every
+    # step then has the same shapes, as a captured (CUDA-graph) step needs
+    drop_last: bool = False
 
     def validate(self, p: str):
         _require(self.epochs >= 0, f"{p}.epochs", self.epochs, "must be >= 0")

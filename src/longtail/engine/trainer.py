@@ -359,7 +359,8 @@ class Trainer:
         return [g for _, g in sorted(groups.items(), key=lambda kv: kv[0])]
 
     def _steps_per_epoch(self, rs: ResolvedStage) -> int:
-        return max(1, math.ceil(len(self.train_set) / rs.cfg.batch_size))
+        n, bs = len(self.train_set), rs.cfg.batch_size
+        return max(1, n // bs if rs.cfg.drop_last else math.ceil(n / bs))
 
     def _set_train_mode(self, model, rs: ResolvedStage):
         model.train()
@@ -381,7 +382,10 @@ class Trainer:
         order = distributed.shard(order, self.dist)  # this rank's part of the same global draw
         bs = self._rank_batch(cfg)
         steps = math.ceil(len(order) / bs)
-        if len(order) % bs == 1 and steps > 1:
+        if cfg.drop_last and len(order) >= bs:
+            steps = len(order) // bs
+            order = order[: steps * bs]
+        elif len(order) % bs == 1 and steps > 1:
             steps -= 1  # a last batch of one image breaks BatchNorm: drop it
             order = order[: steps * bs]
         self._set_train_mode(model, rs)

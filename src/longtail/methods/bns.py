@@ -13,9 +13,11 @@ from longtail.methods.ipdpp import draw_subset
 from longtail.seeds import derive_seed
 
 
-def projection_head(in_dim: int, out_dim: int) -> nn.Module:
-    """SimCLR's projection MLP (Chen et al. 2020): Linear → ReLU → Linear."""
-    return nn.Sequential(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+def projection_head(in_dim: int, out_dim: int, hidden: int = 0) -> nn.Module:
+    """SimCLR's projection MLP (Chen et al. 2020): Linear → ReLU → Linear, ``hidden`` units
+    wide (0: as wide as the features, SimCLR's choice; the BNS authors' models_simclr.py: 2048)."""
+    hidden = hidden or in_dim
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
 
 
 @register
@@ -27,14 +29,14 @@ class BNS(Method):
 
     id = "bns"
     batch_coupled = "BNS draws its negatives from the micro-batch, not from the whole batch"
-    params = {"form": "code", "temperature": 0.5, "proj_dim": 128, "negatives_per_class": 1.0}
+    params = {"form": "code", "temperature": 0.5, "proj_dim": 128, "proj_hidden": 0, "negatives_per_class": 1.0}
 
     def prepare(self):
         if self.args["form"] not in ("code", "paper"):
             from longtail.errors import LongtailError
 
             raise LongtailError(f"bns: form '{self.args['form']}' is not 'code' or 'paper'", "set method_args.form")
-        self.proj = projection_head(self.ctx.model.feature_dim, int(self.args["proj_dim"])).to(self.ctx.device)
+        self.proj = projection_head(self.ctx.model.feature_dim, int(self.args["proj_dim"]), int(self.args["proj_hidden"])).to(self.ctx.device)
         for p in self.ctx.model.head.parameters():
             p.requires_grad_(False)  # the classifier is not part of the representation stage
 
