@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One GPU check in a few minutes (<= 8 on one H200): versions, the CUDA tests, ResNet-32
-# training throughput (the engine's step alone vs the engine, batch 512, bf16, compiled) and
-# the wall time of a full 200-epoch CE run on Fashion-MNIST-LT IF 100. JSON goes into the
-# folder given (default $OUT, else benchmarks/results/gpu_check/).
+# training throughput at batch 128 in bf16 three ways (eager; engine.compile; engine.compile +
+# engine.cuda_graphs), each as the engine's step alone and as the engine, and the wall time of a
+# full 200-epoch CE run on Fashion-MNIST-LT IF 100 with CUDA graphs. JSON goes into the folder
+# given (default $OUT, else benchmarks/results/gpu_check/).
 #
 #   bash benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]
 #
@@ -24,10 +25,13 @@ for d in .data/fashion-mnist /usr/share/datasets/fashion-mnist "$HOME/.cache/lon
 done
 [ -n "$DATA" ] || { echo "gpu_check: no Fashion-MNIST idx files in .data/fashion-mnist or /usr/share/datasets/fashion-mnist" >&2; exit 2; }
 
+# compiling on a CPU takes minutes, so the dry run measures the eager step only
 if [ "$DRY" = 1 ]; then
-  DEVICE=auto; TP=(--batches 2 --repeats 1 --batch-size 16 --arch resnet8); RUN=(--set model.arch=resnet8 --set data.max_per_class=100 --set stages.stage1.epochs=1)
+  DEVICE=auto; TP=(--batches 2 --repeats 1 --batch-size 16 --arch resnet8); MODES=(eager)
+  RUN=(--set model.arch=resnet8 --set data.max_per_class=100 --set stages.stage1.epochs=1 --set engine.compile=false)
 else
-  DEVICE=cuda; TP=(--batches 100 --repeats 3 --batch-size 512 --arch resnet32 --compile); RUN=(--set stages.stage1.epochs=200)
+  DEVICE=cuda; TP=(--batches 100 --repeats 3 --batch-size 128 --arch resnet32); MODES=(eager compiled graphed)
+  RUN=(--set stages.stage1.epochs=200 --set engine.compile=true --set engine.cuda_graphs=true)
 fi
 
 echo "== versions"
@@ -47,15 +51,18 @@ set +e
 TESTS_RC=${PIPESTATUS[0]}
 set -e
 
-echo "== throughput: the engine's step alone vs the engine"
-"$PY" benchmarks/throughput.py --device "$DEVICE" --precision auto --skip-plain --data-root "$DATA" \
-  --out "$DEST/throughput.json" "${TP[@]}"
+for mode in "${MODES[@]}"; do
+  echo "== throughput, $mode: the engine's step alone vs the engine"
+  FLAGS=(); [ "$mode" = compiled ] && FLAGS=(--compile); [ "$mode" = graphed ] && FLAGS=(--compile --graphs)
+  "$PY" benchmarks/throughput.py --device "$DEVICE" --precision auto --skip-plain --data-root "$DATA" \
+    --out "$DEST/throughput_$mode.json" "${TP[@]}" "${FLAGS[@]}"
+done
 
-echo "== a full CE run (Fashion-MNIST-LT IF 100, ResNet-32, 200 epochs)"
+echo "== a full CE run (Fashion-MNIST-LT IF 100, ResNet-32, 200 epochs, CUDA graphs)"
 RUNDIR="$(mktemp -d)"
 START=$(date +%s.%N)
 "$PY" -m longtail train configs/fashion_mnist_lt/ce.yaml --out "$RUNDIR/ce" --set data.root="$DATA" \
-  --set engine.device="$DEVICE" --set engine.precision=auto --set engine.compile=$([ "$DRY" = 1 ] && echo false || echo true) \
+  --set engine.device="$DEVICE" --set engine.precision=auto \
   --set engine.threads=0 --set engine.progress=false --set engine.checkpoint_every=0 --set eval.plots=false "${RUN[@]}"
 END=$(date +%s.%N)
 "$PY" - "$RUNDIR/ce" "$START" "$END" "$DEST" "$TESTS_RC" "$DRY" <<'PY'
@@ -71,7 +78,8 @@ out = {"dry_run": dry, "epochs": len(hist), "wall_s": round(end - start, 1), "tr
        "overall": round(m["overall"], 2), "tail": round(m["tail"], 2), "precision": m["run"].get("precision"),
        "machine": m["run"]["machine"], "torch": m["run"]["torch"], "date": m["run"]["date"]}
 out["versions"] = json.loads((dest / "versions.json").read_text())
-out["throughput"] = json.loads((dest / "throughput.json").read_text())
+out["throughput"] = {p.stem.split("_", 1)[1]: json.loads(p.read_text()) for p in sorted(dest.glob("throughput_*.json"))}
+out["run_engine"] = {"compile": m["run"].get("compile"), "cuda_graphs": m["run"].get("cuda_graphs")}
 out["cuda_tests_exit_code"] = rc
 (dest / "gpu_check.json").write_text(json.dumps(out, indent=1) + "\n")
 print(json.dumps({k: v for k, v in out.items() if k not in ("throughput", "versions")}, indent=1))

@@ -86,12 +86,14 @@ def model_only(overrides, batches, bs):
     batch = Batch(tr._prep(x, None, None), y, i.to(tr.device))
 
     def step():
+        if tr.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with tr._autocast():
             loss = step_module(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        torch.nn.utils.get_total_norm([p.grad for p in params])
+        torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True if tr.device.type == "cuda" else None)
         opt.step()
 
     for _ in range(3):
@@ -163,6 +165,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", help="engine.precision (auto: bf16 on CUDA and on CPUs with native bf16)")
     ap.add_argument("--compile", action="store_true", help="engine.compile: torch.compile the backbone")
+    ap.add_argument("--graphs", action="store_true", help="engine.cuda_graphs (with --compile): the backbone's forward and "
+                                                          "backward replayed as CUDA graphs")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--arch", default="resnet32")
     ap.add_argument("--data-root", default="", help="Fashion-MNIST idx folder (default: the demo config's)")
@@ -171,7 +175,8 @@ def main():
     torch.set_num_threads(args.threads)
     bs, cl = args.batch_size, True
     over = [f"engine.threads={args.threads}", f"engine.precision={args.precision}", f"engine.device={args.device}",
-            f"engine.compile={str(args.compile).lower()}", f"model.arch={args.arch}"]
+            f"engine.compile={str(args.compile or args.graphs).lower()}", f"engine.cuda_graphs={str(args.graphs).lower()}",
+            f"model.arch={args.arch}"]
     over += [f"data.root={args.data_root}"] if args.data_root else []
     cfg = load_config(ROOT / "configs/demo.yaml", over[-1:] if args.data_root else [])
     pipelines = {"model_only": lambda: model_only(over, args.batches, bs), "engine": lambda: engine(over, args.batches, bs)}
@@ -207,7 +212,8 @@ def main():
         "statistic": f"median of {args.repeats} interleaved measurements",
         "repeats": args.repeats, "timed_batches": args.batches,
         "model": args.arch, "batch_size": bs, "channels_last": cl,
-        "precision": resolve_precision(args.precision, device), "compile": args.compile,
+        "precision": resolve_precision(args.precision, device), "compile": args.compile or args.graphs,
+        "cuda_graphs": args.graphs and device.type == "cuda",
         "data": "fashion_mnist_lt IF 100, 1x28x28 (the engine: its first images, one epoch of the timed batches)",
         "machine": machine_description(device), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),

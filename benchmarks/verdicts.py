@@ -34,6 +34,9 @@ the JSON files of ``benchmarks/feature_geometry.py`` given with ``--geometry`` (
         [--geometry benchmarks/results/fashion_mnist_lt_converged/feature_geometry.json]
     python benchmarks/verdicts.py benchmarks/results/fashion_mnist_lt_pih2t_authors --claims authors
         [--geometry benchmarks/results/fashion_mnist_lt_pih2t_authors/feature_geometry.json]
+    python benchmarks/verdicts.py benchmarks/results/fashion_mnist_lt_bns_released
+        benchmarks/results/fashion_mnist_lt_converged --claims released
+    python benchmarks/verdicts.py benchmarks/results/fashion_mnist_lt_bns_capacity --claims capacity
 """
 
 from __future__ import annotations
@@ -136,7 +139,48 @@ AUTHORS_CLAIMS = [
     ("PI-H2T (authors' PIF) adds to CE's classifier stage", "overall", ">", [("ce_pih2t_eq", "ce_cls")]),
     ("PIF (authors') half adds to CE's classifier stage", "overall", ">", [("ce_pif_eq_cls", "ce_cls")]),
 ]
-CLAIM_SETS = {"papers": CLAIMS, "authors": AUTHORS_CLAIMS}
+# BNS as released (benchmarks/suites/fashion_mnist_lt_bns_released.yaml, rel_*) against the
+# converged suite's whole-set rows (ws_*): give both results folders
+RELEASED_CLAIMS = [
+    ("BNS as released beats CE's representation through cRT (whole set)", "overall", ">", [("rel_bns_crt", "ws_crt")]),
+    ("... on tail accuracy", "tail", ">", [("rel_bns_crt", "ws_crt")]),
+    ("the released settings beat crop + flip BNS through cRT", "overall", ">", [("rel_bns_crt", "ws_bns_crt")]),
+    ("BNS as released + IP-DPP beats CE on tail accuracy", "tail", ">", [("rel_bns_ipdpp", "ws_ce")]),
+    ("... without losing overall accuracy to CE", "overall", ">=0", [("rel_bns_ipdpp", "ws_ce")]),
+    ("BNS as released + IP-DPP beats cRT on tail accuracy", "tail", ">", [("rel_bns_ipdpp", "ws_crt")]),
+    ("... without losing overall accuracy to cRT", "overall", ">=0", [("rel_bns_ipdpp", "ws_crt")]),
+    ("BNS as released + IP-DPP beats the same fine-tuning after CE", "overall", ">", [("rel_bns_ipdpp", "ws_ipdpp")]),
+    ("IP-DPP beats uniform under-sampling to the same k (after BNS as released)", "overall", ">", [("rel_bns_ipdpp", "rel_bns_random")]),
+]
+
+# BNS against CE through cRT at three capacities (benchmarks/suites/fashion_mnist_lt_bns_capacity.yaml);
+# gap_rN is a derived row: bns_crt_rN − crt_rN of the same seed
+CAPACITY_CLAIMS = [
+    ("BNS's representation beats CE's through cRT: ResNet-8", "overall", ">", [("bns_crt_r8", "crt_r8")]),
+    ("BNS's representation beats CE's through cRT: ResNet-20", "overall", ">", [("bns_crt_r20", "crt_r20")]),
+    ("BNS's representation beats CE's through cRT: ResNet-32", "overall", ">", [("bns_crt_r32", "crt_r32")]),
+    ("BNS's gap to CE shrinks from ResNet-8 to ResNet-20", "overall", ">", [("gap_r20", "gap_r8")]),
+    ("BNS's gap to CE shrinks from ResNet-8 to ResNet-32", "overall", ">", [("gap_r32", "gap_r8")]),
+    ("BNS's tail gap to CE shrinks from ResNet-8 to ResNet-32", "tail", ">", [("gap_r32", "gap_r8")]),
+]
+CLAIM_SETS = {"papers": CLAIMS, "authors": AUTHORS_CLAIMS, "released": RELEASED_CLAIMS, "capacity": CAPACITY_CLAIMS}
+# rows made from two others, seed by seed: name -> (A, B), metrics A − B
+DERIVED = {"capacity": {f"gap_{n}": (f"bns_crt_{n}", f"crt_{n}") for n in ("r8", "r20", "r32")}}
+
+
+def derived_rows(rows: list[dict], derived: dict) -> list[dict]:
+    """Rows ``name`` whose metrics are A's minus B's for each (seed, imbalance factor) both have."""
+    key = {(r["method"], r["seed"], float(r["imbalance_factor"])): r for r in rows}
+    out = []
+    for name, (a, b) in derived.items():
+        for (m, seed, imb), ra in list(key.items()):
+            rb = key.get((b, seed, imb))
+            if m == a and rb is not None:
+                common = set(ra["metrics"]) & set(rb["metrics"])
+                out.append({"method": name, "seed": seed, "imbalance_factor": imb,
+                            "metrics": {k: ra["metrics"][k] - rb["metrics"][k] for k in common
+                                        if isinstance(ra["metrics"][k], (int, float)) and isinstance(rb["metrics"][k], (int, float))}})
+    return out
 
 # rows only the converged suite has (1,000 BNS epochs; the whole training set at the papers'
 # schedules): their claims have no 5-epoch counterpart in the table
@@ -248,7 +292,8 @@ def main(argv=None) -> None:
     ap.add_argument("--five-epoch-geometry", type=Path, nargs="+", help="the same for the 5-epoch runs (each file a source, "
                     "after the results folders)")
     ap.add_argument("--claims", choices=sorted(CLAIM_SETS), default="papers",
-                    help="papers: the claims of both papers and the baselines (default); authors: PI-H2T as its authors wrote it")
+                    help="papers: the claims of both papers and the baselines (default); authors: PI-H2T as its authors wrote it; "
+                         "released: BNS as released (with the converged suite's folder); capacity: BNS and capacity")
     ap.add_argument("--rule", choices=("floor", "signs"), default="floor", help="floor: with the noise floor (default); signs: the earlier rule")
     ap.add_argument("--changes", action="store_true", help="list the claims whose verdict word differs between the two rules")
     a = ap.parse_args(argv)
@@ -261,6 +306,7 @@ def main(argv=None) -> None:
             print(f"(no {p / 'results.json'} yet: its rows count as not run)", file=sys.stderr)
     if a.geometry:
         rows += geometry_rows(a.geometry)
+    rows += derived_rows(rows, DERIVED.get(a.claims, {}))
     conv = verdicts(rows, a.imbalance, claims, a.rule)
     sources = [(p.name, json.loads((p / "results.json").read_text())["runs"]) for p in a.five_epoch or []]
     for g in a.five_epoch_geometry or []:

@@ -76,3 +76,11 @@ def test_paper_form_negatives_are_class_balanced():
         per_class = {c: w[i, labels == c].sum().item() for c in range(3) if c != labels[i]}
         assert all(v == pytest.approx(2.0) for v in per_class.values()), per_class
         assert w[i, labels == labels[i]].sum() == 0
+
+
+def test_projection_head_width():
+    """proj_hidden: the BNS authors' 2,048-unit hidden layer; 0 keeps SimCLR's feature width."""
+    from longtail.methods.bns import projection_head
+
+    assert [m.weight.shape for m in projection_head(64, 128, 2048) if hasattr(m, "weight")] == [(2048, 64), (128, 2048)]
+    assert [m.weight.shape for m in projection_head(64, 128) if hasattr(m, "weight")] == [(64, 64), (128, 64)]

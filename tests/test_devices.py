@@ -89,7 +89,8 @@ def test_gpu_check_dry_run_writes_its_json(tmp_path):
     out = json.loads((tmp_path / "gpu_check.json").read_text())
     assert out["dry_run"] and out["epochs"] == 1 and out["images_per_s"] > 0 and out["cuda_tests_exit_code"] == 0
     assert out["versions"]["torch"] == torch.__version__
-    assert {"model_only_img_s", "engine_img_s", "engine_vs_model_only"} <= set(out["throughput"])
+    assert {"model_only_img_s", "engine_img_s", "engine_vs_model_only"} <= set(out["throughput"]["eager"])
+    assert out["run_engine"] == {"compile": False, "cuda_graphs": False}
     assert shutil.which("bash")
 
 

@@ -170,16 +170,63 @@ def test_checkpoint_cadence_and_resume_from_an_older_checkpoint(tiny_root, refer
     monkeypatch.setattr(ckpt, "save_checkpoint", lambda state, path: (saved.append((state["stage"], state["epoch"])), real_save(state, path))[1])
     restore = die_after_epochs(monkeypatch, 4, Killed)
     with pytest.raises(Killed):
-        Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2"), tmp_path, log=lambda m: None).run()
+        Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2", "engine.checkpoint_share=0"), tmp_path, log=lambda m: None).run()
     assert saved == [(0, 2), (0, 3), (1, 0)]  # stage 2's epoch 1 was not saved
     restore()
-    Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2"), tmp_path, resume=True, log=lambda m: None).run()
+    Trainer(tiny_cfg(tiny_root, "engine.checkpoint_every=2", "engine.checkpoint_share=0"), tmp_path, resume=True, log=lambda m: None).run()
     assert saved[3:] == [(1, 2), (2, 0)]
     a = torch.load(reference_run / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(LongtailError, match="checkpoint_every"):
         tiny_cfg(tiny_root, "engine.checkpoint_every=-1")
+
+
+def test_checkpoint_share_thins_per_epoch_saves_but_never_a_stage_end(tiny_root, tmp_path):
+    """A save that took more than checkpoint_share of the time since the last one skips
+    checkpoint_every's save; the stage's last epoch and checkpoint_minutes always save; 0 turns
+    the thinning off."""
+    import time
+
+    tr = Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None)
+    tr._save_seconds, tr._last_save = 0.5, time.monotonic() - 2.0  # 0.5 s to save, 2 s of training since
+    assert not tr._checkpoint_due(1, 3)  # 0.5 > 0.05 x 2
+    assert tr._checkpoint_due(3, 3)  # the stage's end
+    tr._save_seconds = 0.05
+    assert tr._checkpoint_due(1, 3)  # 0.05 s <= 0.05 x 2 s: cheap enough
+    tr = Trainer(tiny_cfg(tiny_root, "engine.checkpoint_share=0"), tmp_path, log=lambda m: None)
+    tr._save_seconds, tr._last_save = 10.0, time.monotonic()
+    assert tr._checkpoint_due(1, 3)
+    tr = Trainer(tiny_cfg(tiny_root, "engine.checkpoint_minutes=0.01"), tmp_path, log=lambda m: None)
+    tr._save_seconds, tr._last_save = 10.0, time.monotonic() - 1.0
+    assert tr._checkpoint_due(1, 3)  # by time, however long saving takes
+
+
+def test_drop_last_and_base_batch(tiny_root, tmp_path):
+    """drop_last: every step a full batch (the epoch's images a multiple of the batch);
+    optimizer.base_batch: the stage trains at lr x batch / base_batch, and the log says so."""
+    lines = []
+    cfg = tiny_cfg(tiny_root, "stages=[{method: ce, epochs: 1, batch_size: 64, drop_last: true, "
+                              "optimizer: {lr: 0.05, base_batch: 32}, schedule: {name: constant}}]")
+    tr = Trainer(cfg, tmp_path, log=lines.append)
+    n = len(tr.train_set)
+    assert n % 64  # the data leave a short last batch to drop
+    tr.run()
+    row = tr.state.history[0]
+    assert row["images"] == n // 64 * 64
+    assert row["lr"] == pytest.approx(0.1)
+    assert any("lr 0.1 = 0.05 x batch 64 / base_batch 32" in ln for ln in lines)
+    plain = Trainer(tiny_cfg(tiny_root, "stages=[{method: ce, epochs: 1, batch_size: 64}]"), tmp_path / "b", log=lambda m: None)
+    plain.run()
+    assert plain.state.history[0]["images"] == n
+
+
+def test_cuda_graphs_need_compile_and_a_gpu(tiny_root, tmp_path):
+    with pytest.raises(LongtailError, match="engine.compile: true"):
+        tiny_cfg(tiny_root, "engine.cuda_graphs=true")
+    lines = []
+    tr = Trainer(tiny_cfg(tiny_root, "engine.cuda_graphs=true", "engine.compile=true"), tmp_path, log=lines.append)
+    assert not tr.graphs and any("cuda_graphs needs a CUDA device" in ln for ln in lines)
 
 
 def test_a_stage_no_longer_than_its_warm_up_is_named(tiny_root, tmp_path):

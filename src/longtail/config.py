@@ -121,9 +121,18 @@ class OptimConfig:
     weight_decay: float = 2e-4  # L2 (sgd) or decoupled (adamw) weight decay
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
     decay_1d: bool = True  # false: no weight decay on biases and norm parameters (timm's add_weight_decay)
+    # > 0: lr is per this many images a step, and the stage trains at lr x batch_size / base_batch
+    # (the linear scaling rule of Goyal et al. 2017, and the BNS authors' blr x batch / 256), so a
+    # larger batch keeps its meaning; 0: lr as written
+    base_batch: int = 0
+
+    def scaled_lr(self, batch_size: int) -> float:
+        """The learning rate a stage with this global batch trains at (see ``base_batch``)."""
+        return self.lr * batch_size / self.base_batch if self.base_batch else self.lr
 
     def validate(self, p: str):
         _require(self.lr > 0, f"{p}.lr", self.lr, "must be > 0")
+        _require(self.base_batch >= 0, f"{p}.base_batch", self.base_batch, "must be >= 0 (0: lr as written)")
         _require(self.weight_decay >= 0, f"{p}.weight_decay", self.weight_decay, "must be >= 0")
         _require(0 <= self.momentum < 1, f"{p}.momentum", self.momentum, "must be in [0, 1)")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{p}.betas", self.betas, "must be two numbers in [0, 1)")
@@ -196,6 +205,11 @@ class EngineConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True  # NHWC images and weights
     compile: bool = False  # torch.compile the backbone (GPU; the first steps pay for compilation)
+    # capture the compiled backbone's forward and backward as CUDA graphs (torch.compile's
+    # reduce-overhead mode): a small network's step stops waiting on kernel launches; needs
+    # compile: true and a CUDA device (on a CPU the run goes on without graphs and says so), and
+    # drops each epoch's short last batch (drop_last) so that every step has the same shapes
+    cuda_graphs: bool = False
     deterministic: bool = False  # deterministic kernels (slower on GPU)
     sync_bn: bool = False  # DDP: convert BatchNorm to SyncBatchNorm
     grad_clip: float = 0.0  # max global grad norm (0 = off)
@@ -206,10 +220,17 @@ class EngineConfig:
     # that rule), and always at the end of a stage; a resume replays from the last one exactly
     checkpoint_every: int = 1
     checkpoint_minutes: float = 0.0  # a checkpoint at least every this many minutes (0: off)
+    # checkpoint_every's saves are thinned so that saving takes at most this share of the
+    # training time (a GPU's 0.2-second epochs are not written 200 times); stage ends and
+    # checkpoint_minutes always save; 0: every checkpoint_every epochs, however short
+    checkpoint_share: float = 0.05
 
     def validate(self, p: str):
         _require(self.checkpoint_every >= 0, f"{p}.checkpoint_every", self.checkpoint_every, "must be >= 0 (0: only by time and at stage ends)")
         _require(self.checkpoint_minutes >= 0, f"{p}.checkpoint_minutes", self.checkpoint_minutes, "must be >= 0")
+        _require(0 <= self.checkpoint_share < 1, f"{p}.checkpoint_share", self.checkpoint_share, "must be in [0, 1) (0: no thinning)")
+        _require(self.compile or not self.cuda_graphs, f"{p}.cuda_graphs", self.cuda_graphs,
+                 "CUDA graphs capture the compiled backbone: set engine.compile: true as well")
 
 
 @dataclass

@@ -5,7 +5,8 @@
 For each pipeline: the error if it failed, the device mismatches (each with its line), and per
 stage type the host syncs of every training step after the first of its epoch (the steady
 state; a step's window runs from its start to the next step's start, so it includes fetching
-the next batch and the optimiser step), with the lines that made them, and the ops per step.
+the next batch and the optimiser step), with the lines that made them, and the ops per step,
+also by part of the step (data, backbone, optimizer, engine).
 """
 
 from __future__ import annotations
@@ -56,23 +57,70 @@ def _data(kind: str, work: Path) -> list[str]:
             f"data.cache_dir={work / 'cache'}", "data.workers=0"]
 
 
+def _region(name: str, fn):
+    """``fn`` with the log's region set to ``name`` while it runs."""
+    def wrapped(*args, **kwargs):
+        before, LOG.region = LOG.region, name
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            LOG.region = before
+    return wrapped
+
+
+def _mark(kind: str) -> tuple:
+    return (kind, len(LOG.syncs), LOG.ops, dict(LOG.region_ops))
+
+
 def _instrument():
-    """Mark each training step's start (with its stage's kind) in the log."""
+    """Mark each training step's start (with its stage's kind) in the log, and attribute ops to
+    the parts of a step: "data" (a batch's augmentation and normalisation), "backbone" (its
+    forward and, from the gradient reaching its output, its backward), "optimizer" (the
+    update), "engine" (the rest: head, loss, grad norm, bookkeeping)."""
     real_epoch, real_gradients = Trainer._train_epoch, Trainer._gradients
     current = {"kind": ""}
+    real_build = Trainer._build_model
+
+    def enter(*_):
+        LOG.region = "backbone"
+
+    def leave(module, inputs, output):
+        LOG.region = "engine"
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(lambda g: enter())  # the backward reaches the backbone
+        return output
+
+    def build_model(self):
+        model = real_build(self)
+        model.backbone.register_forward_pre_hook(enter)
+        model.backbone.register_forward_hook(leave)
+        return model
+
+    real_backward = torch.Tensor.backward
+
+    def backward(self, *args, **kwargs):
+        try:
+            return real_backward(self, *args, **kwargs)
+        finally:
+            LOG.region = "engine"
+
+    Trainer._build_model = build_model
+    Trainer._prep = _region("data", Trainer._prep)
+    torch.Tensor.backward = backward
+    torch.amp.GradScaler.step = _region("optimizer", torch.amp.GradScaler.step)
 
     def train_epoch(self, model, method, opt, rs, epoch):
         policy = (self.cfg.augment_for(rs.cfg) or self.cfg.augment).policy
         base = rs.cfg.method.split("+")[0]
         current["kind"] = f"{base}{'+' + rs.cfg.method.split('+', 1)[1] if '+' in rs.cfg.method else ''}" \
                           f"{' (head)' if rs.train == 'head' else ''}{' simclr' if policy == 'simclr' else ''}"
-        LOG.marks.append(("epoch-start", len(LOG.syncs), LOG.ops))
+        LOG.marks.append(_mark("epoch-start"))
         out = real_epoch(self, model, method, opt, rs, epoch)
-        LOG.marks.append(("epoch-end", len(LOG.syncs), LOG.ops))
+        LOG.marks.append(_mark("epoch-end"))
         return out
 
     def gradients(self, *args, **kwargs):
-        LOG.marks.append((current["kind"], len(LOG.syncs), LOG.ops))
+        LOG.marks.append(_mark(current["kind"]))
         return real_gradients(self, *args, **kwargs)
 
     trainer_mod.Trainer._train_epoch = train_epoch
@@ -83,16 +131,18 @@ def _steady_state(marks_from: int) -> dict:
     """Per stage kind: syncs and ops of each step window after an epoch's first step."""
     out: dict[str, dict] = {}
     marks = LOG.marks[marks_from:]
-    for i, (kind, s0, o0) in enumerate(marks):
+    for i, (kind, s0, o0, r0) in enumerate(marks):
         if kind.startswith("epoch") or i + 1 >= len(marks) or marks[i - 1][0] == "epoch-start":
             continue  # the first step of an epoch carries one-time set-up
         nxt = marks[i + 1]
         if nxt[0] == "epoch-end":
             continue  # the last window holds the epoch's own read-outs
-        k = out.setdefault(kind, {"steps": 0, "syncs": 0, "ops": 0, "lines": {}})
+        k = out.setdefault(kind, {"steps": 0, "syncs": 0, "ops": 0, "lines": {}, "ops_by_part": {}})
         k["steps"] += 1
         k["syncs"] += nxt[1] - s0
         k["ops"] += nxt[2] - o0
+        for part, n in nxt[3].items():
+            k["ops_by_part"][part] = k["ops_by_part"].get(part, 0) + n - r0.get(part, 0)
         for what, op, line in LOG.syncs[s0:nxt[1]]:
             key = f"{what} [{op}] at {line}"
             k["lines"][key] = k["lines"].get(key, 0) + 1

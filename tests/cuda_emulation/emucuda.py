@@ -64,7 +64,11 @@ class Log:
         self.mismatches: list[tuple[str, str, str]] = []
         self.syncs: list[tuple[str, str, str]] = []  # (what, op, line)
         self.ops = 0
-        self.marks: list[tuple[str, int, int]] = []  # (stage kind, len(syncs), ops) at each step's start
+        # ops by the part of a step that issued them ("backbone": the backbone's forward and
+        # backward, what CUDA graphs would replay; the driver sets the region)
+        self.region = "engine"
+        self.region_ops: dict[str, int] = {}
+        self.marks: list[tuple[str, int, int, dict]] = []  # (stage kind, len(syncs), ops, region_ops) at each step's start
 
     def sync(self, what: str, op) -> None:
         self.syncs.append((what, str(op), project_line(2)))
@@ -147,6 +151,7 @@ class CudaRules(TorchDispatchMode):
         if not gpu and not made_on_gpu:
             return func(*args, **kwargs)
         self.log.ops += 1
+        self.log.region_ops[self.log.region] = self.log.region_ops.get(self.log.region, 0) + 1
         if func is aten._local_scalar_dense.default:
             self.log.sync("item", func)
             return func(args[0].cpu_data)

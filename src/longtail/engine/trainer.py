@@ -164,6 +164,11 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         self._step = None  # (method, its step module) of the stage in progress
         self._last_save = time.monotonic()
+        self._save_seconds = 0.0  # how long the last checkpoint took to write
+        # CUDA graphs replay the compiled backbone; on a CPU torch.compile skips them itself
+        self.graphs = cfg.engine.cuda_graphs and self.device.type == "cuda"
+        if cfg.engine.cuda_graphs and not self.graphs:
+            self.log(f"note: engine.cuda_graphs needs a CUDA device; on {self.device.type} the compiled backbone runs without graphs")
 
     def _use_precision(self, precision: str):
         self.precision = precision
@@ -226,8 +231,10 @@ class Trainer:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # GPU only (PyTorch's SyncBatchNorm)
         model = self._to_device(model)
         if self.cfg.engine.compile:
-            # in place: the backbone's forward is compiled, its state-dict keys stay as they are
-            model.backbone.compile(dynamic=False)
+            # in place: the backbone's forward is compiled, its state-dict keys stay as they are;
+            # reduce-overhead records its forward and backward as CUDA graphs (one launch each
+            # instead of one a kernel) and replays them while the shapes stay the same
+            model.backbone.compile(dynamic=False, mode="reduce-overhead" if self.graphs else None)
         return model
 
     def _to_device(self, module: nn.Module) -> nn.Module:
@@ -258,6 +265,8 @@ class Trainer:
         for x, y, _ in source.batches(order, bs):
             if bar is not None:
                 bar.update(1)
+            if self.graphs:
+                torch.compiler.cudagraph_mark_step_begin()  # this batch may overwrite the last one's graph outputs
             with self._autocast():
                 fmap = model.features(self._prep(x, None))
                 # a multi-expert model's embedding: its experts' side by side
@@ -339,10 +348,13 @@ class Trainer:
                                 "give it epochs: 0 (a post-hoc stage) or set train: all / head")
         else:
             params = self._param_groups(params, method, o.decay_1d)
+            lr = o.scaled_lr(rs.cfg.batch_size)
+            # on a GPU the fused update is one kernel per parameter group, not several a tensor
+            fused = {"fused": True} if self.device.type == "cuda" else {}
             if o.name == "sgd":
-                opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+                opt = torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov, **fused)
             else:
-                opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+                opt = torch.optim.AdamW(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **fused)
         return method, opt
 
     @staticmethod
@@ -358,9 +370,12 @@ class Trainer:
             g["params"].append(p)
         return [g for _, g in sorted(groups.items(), key=lambda kv: kv[0])]
 
+    def _drop_last(self, cfg: StageConfig) -> bool:
+        return cfg.drop_last or self.graphs  # a captured step replays one shape
+
     def _steps_per_epoch(self, rs: ResolvedStage) -> int:
         n, bs = len(self.train_set), rs.cfg.batch_size
-        return max(1, n // bs if rs.cfg.drop_last else math.ceil(n / bs))
+        return max(1, n // bs if self._drop_last(rs.cfg) else math.ceil(n / bs))
 
     def _set_train_mode(self, model, rs: ResolvedStage):
         model.train()
@@ -382,7 +397,7 @@ class Trainer:
         order = distributed.shard(order, self.dist)  # this rank's part of the same global draw
         bs = self._rank_batch(cfg)
         steps = math.ceil(len(order) / bs)
-        if cfg.drop_last and len(order) >= bs:
+        if self._drop_last(cfg) and len(order) >= bs:
             steps = len(order) // bs
             order = order[: steps * bs]
         elif len(order) % bs == 1 and steps > 1:
@@ -390,7 +405,7 @@ class Trainer:
             order = order[: steps * bs]
         self._set_train_mode(model, rs)
         step_module = self._step_module(model, method)
-        base_lr = cfg.optimizer.lr
+        base_lr = cfg.optimizer.scaled_lr(cfg.batch_size)
         t0 = time.perf_counter()
         # Sums and the non-finite guard live on the device and are read once an epoch (every
         # step on CPU, where reading costs nothing): a .item() or an `if tensor` per step would
@@ -401,6 +416,8 @@ class Trainer:
         first_bad = torch.full((2,), -1, dtype=torch.long, device=dev)  # first step of a non-finite loss / grad norm
         bad_value = torch.zeros(2, dtype=torch.float32, device=dev)
         check_every_step = dev.type == "cpu"
+        # on a GPU one kernel for all the gradients' norms, not one a tensor (None: torch decides)
+        foreach = True if dev.type == "cuda" else None
         seen = 0
         fp16 = self.scaler.is_enabled()  # fp16 skips steps with non-finite gradients itself
         extra_iters = {n: self.source.batches(o, bs) for n, o in extra_orders.items()}
@@ -412,12 +429,14 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_scale", 1.0)
             extra = {n: next(it) for n, it in extra_iters.items()}
+            if self.graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             opt.zero_grad(set_to_none=True)
             loss = self._gradients(step_module, xb, yb, ib, extra, gen, aug, cfg.accumulate)
             if fp16:
                 self.scaler.unscale_(opt)
             params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params])
+            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=foreach)
             vals = torch.stack([loss.detach().float(), gnorm.float()])
             bad = ~torch.isfinite(vals)
             if fp16:
@@ -428,7 +447,7 @@ class Trainer:
             if check_every_step and bool(bad.any()):
                 break
             if self.cfg.engine.grad_clip > 0:
-                torch.nn.utils.clip_grads_with_norm_(params, self.cfg.engine.grad_clip, gnorm)
+                torch.nn.utils.clip_grads_with_norm_(params, self.cfg.engine.grad_clip, gnorm, foreach=foreach)
             gnorm_sum += gnorm.detach().double()
             self.scaler.step(opt)
             self.scaler.update()
@@ -527,15 +546,22 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "precision": self.precision,
         }
+        t = time.monotonic()
         ckpt.save_checkpoint(state, self.out / CHECKPOINT)
         self._last_save = time.monotonic()
+        self._save_seconds = self._last_save - t
         distributed.barrier(self.dist)
 
     def _checkpoint_due(self, done: int, epochs: int) -> bool:
-        """engine.checkpoint_every / checkpoint_minutes, and the last epoch of a stage always."""
+        """engine.checkpoint_every / checkpoint_minutes, and the last epoch of a stage always;
+        checkpoint_every's saves are skipped while the last save's time is above
+        checkpoint_share of the time since it (short epochs are not all written)."""
         e = self.cfg.engine
-        due = (done == epochs or (e.checkpoint_every and done % e.checkpoint_every == 0)
-               or (e.checkpoint_minutes and time.monotonic() - self._last_save >= 60 * e.checkpoint_minutes))
+        since = time.monotonic() - self._last_save
+        by_epoch = bool(e.checkpoint_every and done % e.checkpoint_every == 0)
+        if by_epoch and e.checkpoint_share and self._save_seconds > e.checkpoint_share * since:
+            by_epoch = False
+        due = done == epochs or by_epoch or (e.checkpoint_minutes and since >= 60 * e.checkpoint_minutes)
         if self.dist.active:  # every rank must enter the save's barrier together
             due = distributed.broadcast_object(bool(due), self.dist)
         return bool(due)
@@ -661,8 +687,12 @@ class Trainer:
             sch = rs.cfg.schedule
             if rs.cfg.epochs and sch.warmup_epochs >= rs.cfg.epochs and sch.name != "constant":
                 self.log(f"warning: {rs.name} lasts {rs.cfg.epochs} epoch(s), no longer than its {sch.warmup_epochs:g} warm-up "
-                         f"epoch(s): its learning rate never decays from the peak {rs.cfg.optimizer.lr:g} (lower "
+                         f"epoch(s): its learning rate never decays from the peak {rs.cfg.optimizer.scaled_lr(rs.cfg.batch_size):g} (lower "
                          f"stages.{rs.name}.schedule.warmup_epochs, or train it longer)")
+            o = rs.cfg.optimizer
+            if o.base_batch:
+                self.log(f"note: {rs.name}: lr {o.scaled_lr(rs.cfg.batch_size):g} = {o.lr:g} x batch {rs.cfg.batch_size} / "
+                         f"base_batch {o.base_batch} (optimizer.base_batch: the linear scaling rule)")
             if rs.cfg.accumulate > 1:
                 micro = self._rank_batch(rs.cfg) // rs.cfg.accumulate
                 coupled = f"; {method.batch_coupled}" if method.batch_coupled else ""
@@ -723,7 +753,7 @@ class Trainer:
         out["confusion_matrix"] = final["confusion_matrix"]
         out["run"] = {"name": self.cfg.name, "seed": self.cfg.seed, "wall_s_this_process": round(wall_s, 1),
                       "train_images": len(self.train_set), "machine": machine_description(self.device),
-                      "precision": self.precision,
+                      "precision": self.precision, "compile": self.cfg.engine.compile, "cuda_graphs": self.graphs,
                       # what a loaded model needs to read new images as this run did (longtail.load)
                       "input": {"class_names": list(self.train_set.class_names), "channels": self.train_set.channels,
                                 "size": self.train_set.image_size, "resize": int(self.train_set.images.shape[-1]),
