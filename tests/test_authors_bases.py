@@ -134,3 +134,18 @@ def test_mislas_trains_its_classifier_at_lr_factor_and_the_scales_at_lr():
     by_scale = {g["lr_scale"]: {id(p) for p in g["params"]} for g in groups}
     assert by_scale[0.2] == {id(p) for p in model.head.base.parameters()}
     assert by_scale[1.0] == {id(model.head.scales)}
+
+
+@pytest.mark.parametrize("method", ["lws", "tau_norm", "ipdpp"])
+def test_one_head_methods_are_refused_on_expert_heads_before_any_work(method):
+    """LWS, τ-norm and IP-DPP work on one classifier head: on RIDE's expert heads the config
+    check names the stage and the fix instead of an AttributeError after stage 1."""
+    from longtail.config import load_config
+    from longtail.engine.trainer import check_run
+    from longtail.errors import LongtailError
+
+    cfg = load_config(None, ["model.arch=ride_resnet8", "model.head=cosine",
+                             f"stages=[{{method: ride, epochs: 1}}, {{method: {method}, epochs: 1}}]"])
+    with pytest.raises(LongtailError, match=f"{method} cannot run on ride_resnet8's expert heads") as e:
+        check_run(cfg)
+    assert "crt, linear_probe" in e.value.fix

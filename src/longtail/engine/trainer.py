@@ -63,7 +63,7 @@ def load_weights(path: str | Path) -> dict:
 def check_run(cfg: RunConfig) -> None:
     """Every error a config can hold that no data is needed to see."""
     from longtail.methods.base import check_method_spec
-    from longtail.models import check_arch
+    from longtail.models import MULTI_EXPERT, check_arch
 
     check_arch(cfg.model.arch)
     if cfg.model.pretrained and not cfg.model.arch.startswith("timm:"):
@@ -77,6 +77,11 @@ def check_run(cfg: RunConfig) -> None:
         raise LongtailError(f"model.weights: no such file {cfg.model.weights}", "give the path of a saved state dict")
     for i, st in enumerate(cfg.stages):
         check_method_spec(st.method, st.method_args, f"stages.{i} ({st.name or st.method})")
+        needs = method_class(st.method.split("+")[0]).one_head
+        if needs and cfg.model.arch in MULTI_EXPERT:
+            raise LongtailError(f"stages.{i} ({st.name or st.method}): {st.method} cannot run on {cfg.model.arch}'s expert heads: "
+                                f"{needs}", "use crt, linear_probe or a plug-in stage (h2tf) on a multi-expert model, "
+                                "or a single-head model.arch")
 
 
 @dataclass

@@ -87,6 +87,9 @@ class Method:
     # what, beyond BatchNorm, the loss takes from the other images of its batch (""), so that
     # gradient accumulation (stage.accumulate) can say what a micro-batch changes
     batch_coupled: str = ""
+    # non-empty: why the method needs one classifier head, so that a multi-expert model (RIDE's
+    # heads) is refused before any training instead of failing when the stage starts
+    one_head: str = ""
 
     def __init__(self, ctx: StageContext, **args):
         unknown = set(args) - set(self.params)

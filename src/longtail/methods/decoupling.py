@@ -27,6 +27,7 @@ class LWS(Method):
     linear head's weights and bias, so the deployed model is the plain architecture."""
 
     id = "lws"
+    one_head = "it rescales one linear head's class weights"
     stage_defaults = {"sampler": "class_balanced", "train": "head", "reinit_head": False}
 
     def prepare(self):
@@ -55,6 +56,7 @@ class TauNorm(Method):
     the fixed ``tau`` is used."""
 
     id = "tau_norm"
+    one_head = "it normalises one head's class weights"
     params = {"tau": 1.0, "grid": [round(t, 2) for t in np.linspace(0, 2, 41).tolist()], "search": True}
     stage_defaults = {"sampler": "instance", "train": "head", "reinit_head": False}
 

@@ -61,6 +61,7 @@ def draw_subset(labels: np.ndarray, k: int, rng: np.random.Generator, kernel: st
 @register
 class IPDPP(Method):
     id = "ipdpp"
+    one_head = "it scores each image by one head's softmax of its pooled features"
     params = {"k": 0, "redraw_every": 10, "kernel": "ipdpp", "scale": "n2"}
     stage_defaults = {"sampler": "instance", "train": "all", "reinit_head": True}
 

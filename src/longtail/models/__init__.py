@@ -17,6 +17,8 @@ from longtail.models.vit import vit_tiny
 BACKBONES = {"resnet8": resnet8, "resnet20": resnet20, "resnet32": resnet32, "resnet18_cifar": resnet18_cifar,
              "resnet34_cifar": resnet34_cifar, "resnet50": resnet50, "resnext50": resnext50, "vit_tiny": vit_tiny,
              "ride_resnet8": ride_resnet8, "ride_resnet32": ride_resnet32}
+# the backbones whose Classifier has one head per expert (ExpertHeads)
+MULTI_EXPERT = {"ride_resnet8", "ride_resnet32"}
 
 
 class TimmBackbone(nn.Module):
@@ -235,4 +237,4 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     target.load_state_dict(state)
 
 
-__all__ = ["BACKBONES", "Classifier", "EquivariantPIF", "ExpertHeads", "TimmBackbone", "load_backbone_weights", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
+__all__ = ["BACKBONES", "MULTI_EXPERT", "Classifier", "EquivariantPIF", "ExpertHeads", "TimmBackbone", "load_backbone_weights", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
