@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import textwrap
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -30,8 +31,10 @@ READOUTS = {
     "authors' probe": (None, None, "rel_bns"),
     "linear probe (instance batches)": ("ws_ce_probe", "ws_bns", None),
     "cRT": ("ws_crt", "ws_bns_crt", "rel_bns_crt"),
-    "IP-DPP, k = 464": ("ws_ipdpp", "ws_bns_ipdpp", "rel_bns_ipdpp"),
-    "uniform under-sampling, k = 464": ("ws_random_us", "ws_bns_random", "rel_bns_random"),
+    "IP-DPP, crop + flip": ("ws_ipdpp", "ws_bns_ipdpp", "rel_bns_ipdpp_cf"),
+    "IP-DPP, SimCLR s = 1 (authors')": (None, None, "rel_bns_ipdpp"),
+    "uniform, crop + flip": ("ws_random_us", "ws_bns_random", None),
+    "uniform, SimCLR s = 1 (authors')": (None, None, "rel_bns_random"),
 }
 
 
@@ -85,16 +88,19 @@ def capacity_table(rows: list[dict]) -> str:
 
 
 def released_table(rel: list[dict], conv: list[dict]) -> str:
-    out = ["| read-out | CE | BNS, crop + flip | BNS as released | released − crop + flip per seed | "
+    """Means over the seeds BNS as released has (all of a row's seeds where it has none)."""
+    seeds = {r["seed"] for r in rel}
+    out = [f"seeds {sorted(seeds)}", "", "| read-out | CE | BNS, crop + flip | BNS as released | released − crop + flip per seed | "
            "released − CE per seed |", "|---|---:|---:|---:|---|---|"]
     for metric in ("overall", "tail"):
         for readout, (ce, cf, r) in READOUTS.items():
-            v = [by_seed(conv, ce, metric), by_seed(conv, cf, metric), by_seed(rel, r, metric)]
+            v = [{s: x for s, x in by_seed(conv, ce, metric).items() if s in seeds},
+                 {s: x for s, x in by_seed(conv, cf, metric).items() if s in seeds}, by_seed(rel, r, metric)]
             cells = [f"{statistics.mean(x.values()):.2f}" if x else "—" for x in v]
             d1 = ", ".join(f"{v[2][s] - v[1][s]:+.1f}" for s in sorted(v[2]) if s in v[1]) or "—"
             d2 = ", ".join(f"{v[2][s] - v[0][s]:+.1f}" for s in sorted(v[2]) if s in v[0]) or "—"
             out.append(f"| {readout} ({metric}) | " + " | ".join(cells) + f" | {d1} | {d2} |")
-    ce = by_seed(conv, "ws_ce", "overall")
+    ce = {s: x for s, x in by_seed(conv, "ws_ce", "overall").items() if s in seeds}
     out.append(f"\nCE alone (ws_ce): overall {statistics.mean(ce.values()):.2f}" if ce else "")
     return "\n".join(out)
 
@@ -141,19 +147,20 @@ def plot_released(rel: list[dict], conv: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.4), sharey=True)
     arms = [("CE", 0, "0.6"), ("BNS, crop + flip", 1, "tab:blue"), ("BNS as released", 2, "tab:red")]
+    seeds = {r["seed"] for r in rel}  # the seeds BNS as released has
     for ax, metric in zip(axes, ("overall", "tail")):
         for i, (readout, rows_) in enumerate(READOUTS.items()):
             for j, (label, k, color) in enumerate(arms):
-                v = by_seed(rel if k == 2 else conv, rows_[k], metric)
+                v = {s: x for s, x in by_seed(rel if k == 2 else conv, rows_[k], metric).items() if s in seeds}
                 if not v:
                     continue
                 x = i + (j - 1) * 0.27
                 ax.bar(x, statistics.mean(v.values()), 0.25, color=color, label=label if i == 2 else None)
                 ax.scatter([x] * len(v), list(v.values()), color="k", s=8, zorder=3)
-        ax.set_xticks(range(len(READOUTS)), [r.replace(", ", ",\n") for r in READOUTS], fontsize=8)
-        ax.set(title=f"{metric} accuracy, whole set", ylim=(0, 100))
+        ax.set_xticks(range(len(READOUTS)), [textwrap.fill(r, 16) for r in READOUTS], fontsize=7)
+        ax.set(title=f"{metric} accuracy, whole set (seeds {', '.join(map(str, sorted(seeds)))})", ylim=(0, 100))
     axes[0].set_ylabel("accuracy (%)")
     axes[0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
