@@ -25,6 +25,12 @@ def paired(rows: list[dict], method: str, baseline: str, metric: str) -> dict[fl
     return out
 
 
+def by_seed(rows: list[dict], method: str | None, metric: str, seeds=None) -> dict[int, float]:
+    """{seed: metric} of ``method``'s rows (of ``seeds`` when given; {} for no method)."""
+    return {r["seed"]: r["metrics"][metric] for r in rows
+            if method and r["method"] == method and (seeds is None or r["seed"] in seeds)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, help="a bench results folder (holding results.json)")

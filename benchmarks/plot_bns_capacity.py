@@ -22,6 +22,8 @@ import statistics
 import textwrap
 from pathlib import Path
 
+from paired import by_seed, paired
+
 RESULTS = Path(__file__).resolve().parent / "results"
 # arch -> (parameters with a 1-channel stem and 10 classes, its row suffix)
 SIZES = {"ResNet-8": (75_002, "r8"), "ResNet-20": (269_434, "r20"), "ResNet-32": (463_866, "r32")}
@@ -43,13 +45,9 @@ def rows_of(suite: str) -> list[dict]:
     return json.loads(path.read_text())["runs"] if path.exists() else []
 
 
-def by_seed(rows: list[dict], method: str | None, metric: str) -> dict[int, float]:
-    return {r["seed"]: r["metrics"][metric] for r in rows if r["method"] == method} if method else {}
-
-
 def gaps(rows: list[dict], suffix: str, metric: str) -> dict[int, float]:
-    bns, ce = by_seed(rows, f"bns_crt_{suffix}", metric), by_seed(rows, f"crt_{suffix}", metric)
-    return {s: bns[s] - ce[s] for s in sorted(bns) if s in ce}
+    """{seed: BNS − CE} through cRT at one size (the suite runs IF 100 only)."""
+    return paired(rows, f"bns_crt_{suffix}", f"crt_{suffix}", metric).get(100.0, {})
 
 
 def trend(rows: list[dict], metric: str) -> tuple[float, float] | None:
@@ -94,13 +92,12 @@ def released_table(rel: list[dict], conv: list[dict]) -> str:
            "released − CE per seed |", "|---|---:|---:|---:|---|---|"]
     for metric in ("overall", "tail"):
         for readout, (ce, cf, r) in READOUTS.items():
-            v = [{s: x for s, x in by_seed(conv, ce, metric).items() if s in seeds},
-                 {s: x for s, x in by_seed(conv, cf, metric).items() if s in seeds}, by_seed(rel, r, metric)]
+            v = [by_seed(conv, ce, metric, seeds), by_seed(conv, cf, metric, seeds), by_seed(rel, r, metric)]
             cells = [f"{statistics.mean(x.values()):.2f}" if x else "—" for x in v]
             d1 = ", ".join(f"{v[2][s] - v[1][s]:+.1f}" for s in sorted(v[2]) if s in v[1]) or "—"
             d2 = ", ".join(f"{v[2][s] - v[0][s]:+.1f}" for s in sorted(v[2]) if s in v[0]) or "—"
             out.append(f"| {readout} ({metric}) | " + " | ".join(cells) + f" | {d1} | {d2} |")
-    ce = {s: x for s, x in by_seed(conv, "ws_ce", "overall").items() if s in seeds}
+    ce = by_seed(conv, "ws_ce", "overall", seeds)
     out.append(f"\nCE alone (ws_ce): overall {statistics.mean(ce.values()):.2f}" if ce else "")
     return "\n".join(out)
 
@@ -153,7 +150,7 @@ def plot_released(rel: list[dict], conv: list[dict], path: Path) -> None:
     for ax, metric in zip(axes, ("overall", "tail")):
         for i, (readout, rows_) in enumerate(READOUTS.items()):
             for j, (label, k, color) in enumerate(arms):
-                v = {s: x for s, x in by_seed(rel if k == 2 else conv, rows_[k], metric).items() if s in seeds}
+                v = by_seed(rel if k == 2 else conv, rows_[k], metric, seeds)
                 if not v:
                     continue
                 x = i + (j - 1) * 0.27

@@ -17,6 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
+from paired import by_seed
+
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist_lt_pih2t_authors"
 # base -> (its row, + H2T, + H2T ratio 0, + PI-H2T, + PI-H2T ratio 0)
 BASES = {
@@ -27,10 +29,6 @@ BASES = {
 }
 ARMS = ["base", "+ H2T", "+ H2T, ratio 0", "+ PI-H2T", "+ PI-H2T, ratio 0"]
 COLORS = ["0.6", "tab:blue", "lightsteelblue", "tab:red", "mistyrose"]
-
-
-def by_seed(rows: list[dict], method: str, metric: str) -> dict[int, float]:
-    return {r["seed"]: r["metrics"][metric] for r in rows if r["method"] == method}
 
 
 def table(rows: list[dict]) -> str:

@@ -93,7 +93,7 @@ def model_only(overrides, batches, bs):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True if tr.device.type == "cuda" else None)
+        torch.nn.utils.get_total_norm([p.grad for p in params], foreach=tr.foreach)
         opt.step()
 
     for _ in range(3):

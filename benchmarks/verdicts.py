@@ -174,18 +174,17 @@ DERIVED = {"capacity": {f"gap_{n}": (f"bns_crt_{n}", f"crt_{n}") for n in ("r8",
 
 
 def derived_rows(rows: list[dict], derived: dict) -> list[dict]:
-    """Rows ``name`` whose metrics are A's minus B's for each (seed, imbalance factor) both have."""
-    key = {(r["method"], r["seed"], float(r["imbalance_factor"])): r for r in rows}
-    out = []
+    """Rows ``name`` whose metrics are A's minus B's (:func:`paired`) for each (imbalance factor,
+    seed) both have."""
+    out: dict[tuple, dict] = {}
     for name, (a, b) in derived.items():
-        for (m, seed, imb), ra in list(key.items()):
-            rb = key.get((b, seed, imb))
-            if m == a and rb is not None:
-                common = set(ra["metrics"]) & set(rb["metrics"])
-                out.append({"method": name, "seed": seed, "imbalance_factor": imb,
-                            "metrics": {k: ra["metrics"][k] - rb["metrics"][k] for k in common
-                                        if isinstance(ra["metrics"][k], (int, float)) and isinstance(rb["metrics"][k], (int, float))}})
-    return out
+        metrics = {k for r in rows if r["method"] == a for k, v in r["metrics"].items() if isinstance(v, (int, float))}
+        for metric in sorted(metrics):
+            for imb, diffs in paired(rows, a, b, metric).items():
+                for seed, d in diffs.items():
+                    row = out.setdefault((name, imb, seed), {"method": name, "seed": seed, "imbalance_factor": imb, "metrics": {}})
+                    row["metrics"][metric] = d
+    return list(out.values())
 
 # rows only the converged suite has (1,000 BNS epochs; the whole training set at the papers'
 # schedules): their claims have no 5-epoch counterpart in the table

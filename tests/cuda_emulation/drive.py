@@ -96,17 +96,10 @@ def _instrument():
         model.backbone.register_forward_hook(leave)
         return model
 
-    real_backward = torch.Tensor.backward
-
-    def backward(self, *args, **kwargs):
-        try:
-            return real_backward(self, *args, **kwargs)
-        finally:
-            LOG.region = "engine"
-
     Trainer._build_model = build_model
     Trainer._prep = _region("data", Trainer._prep)
-    torch.Tensor.backward = backward
+    # a backward starts in the head and loss; the backbone's output hook switches to "backbone"
+    torch.Tensor.backward = _region("engine", torch.Tensor.backward)
     torch.amp.GradScaler.step = _region("optimizer", torch.amp.GradScaler.step)
 
     def train_epoch(self, model, method, opt, rs, epoch):

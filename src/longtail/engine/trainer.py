@@ -174,6 +174,8 @@ class Trainer:
         self.graphs = cfg.engine.cuda_graphs and self.device.type == "cuda"
         if cfg.engine.cuda_graphs and not self.graphs:
             self.log(f"note: engine.cuda_graphs needs a CUDA device; on {self.device.type} the compiled backbone runs without graphs")
+        # on a GPU one kernel for all the gradients' norms, not one a tensor (None: torch decides)
+        self.foreach = True if self.device.type == "cuda" else None
 
     def _use_precision(self, precision: str):
         self.precision = precision
@@ -421,8 +423,6 @@ class Trainer:
         first_bad = torch.full((2,), -1, dtype=torch.long, device=dev)  # first step of a non-finite loss / grad norm
         bad_value = torch.zeros(2, dtype=torch.float32, device=dev)
         check_every_step = dev.type == "cpu"
-        # on a GPU one kernel for all the gradients' norms, not one a tensor (None: torch decides)
-        foreach = True if dev.type == "cuda" else None
         seen = 0
         fp16 = self.scaler.is_enabled()  # fp16 skips steps with non-finite gradients itself
         extra_iters = {n: self.source.batches(o, bs) for n, o in extra_orders.items()}
@@ -441,7 +441,7 @@ class Trainer:
             if fp16:
                 self.scaler.unscale_(opt)
             params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=foreach)
+            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=self.foreach)
             vals = torch.stack([loss.detach().float(), gnorm.float()])
             bad = ~torch.isfinite(vals)
             if fp16:
@@ -452,7 +452,7 @@ class Trainer:
             if check_every_step and bool(bad.any()):
                 break
             if self.cfg.engine.grad_clip > 0:
-                torch.nn.utils.clip_grads_with_norm_(params, self.cfg.engine.grad_clip, gnorm, foreach=foreach)
+                torch.nn.utils.clip_grads_with_norm_(params, self.cfg.engine.grad_clip, gnorm, foreach=self.foreach)
             gnorm_sum += gnorm.detach().double()
             self.scaler.step(opt)
             self.scaler.update()
