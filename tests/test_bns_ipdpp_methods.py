@@ -119,3 +119,32 @@ def test_linear_probe_per_class_draws_the_authors_balanced_subset():
     plain = make_method("linear_probe", ctx)
     plain.prepare()
     assert plain.sample_pool() is None  # the default: every training image
+
+
+def test_epoch_estimate_times_the_methods_own_step_and_leaves_the_run_unchanged(tiny_root, tmp_path, monkeypatch):
+    """`longtail train`'s estimate runs the first stage's real steps (BNS: two augmented views a
+    step) on a throwaway model; the run trained after it is bit-identical to one without it."""
+    from longtail.engine.cost import epoch_seconds, no_estimate
+
+    stages = ("[{method: bns, epochs: 1, batch_size: 40, optimizer: {name: adamw, lr: 0.002}},"
+              " {method: linear_probe, epochs: 1, batch_size: 40}]")
+    Trainer(_cfg(tiny_root, stages), tmp_path / "plain", log=lambda m: None).run()
+
+    views = []
+    real_prep = trainer_mod.Trainer._prep
+    monkeypatch.setattr(trainer_mod.Trainer, "_prep", lambda self, x, gen, aug=None: views.append(len(x)) or real_prep(self, x, gen, aug))
+    t = Trainer(_cfg(tiny_root, stages), tmp_path / "estimated", log=lambda m: None)
+    assert no_estimate(t) is None
+    seconds = epoch_seconds(t, steps=3)
+    assert seconds > 0
+    assert views == [40] * 8  # 1 untimed + 3 timed steps, two views each
+    monkeypatch.setattr(trainer_mod.Trainer, "_prep", real_prep)
+    t.run()
+    a = torch.load(tmp_path / "plain" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "estimated" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    cfg = _cfg(tiny_root, stages)
+    cfg.engine.compile = True  # its first steps would time the compiler, not the step
+    compiled = Trainer(cfg, tmp_path / "compiled", log=lambda m: None)
+    assert "compile" in no_estimate(compiled) and epoch_seconds(compiled) is None

@@ -175,6 +175,28 @@ def test_every_unreadable_image_is_named_at_once_and_can_be_skipped(tmp_path, ca
     assert m["run"]["input"]["size"] == 48 and m["run"]["train_images"] == 47 - sum(1 for r in csv.reader(open(run / "split.csv")) if r[2] == "test")
 
 
+def test_each_header_is_read_once_before_decoding(tmp_path, monkeypatch):
+    """data.verify's pass keeps each image's size and mode, so choosing the input size and
+    channels opens no file again: a file is opened twice in all (verify, then decode)."""
+    import collections
+
+    import PIL.Image
+
+    from longtail.config import load_config
+    from longtail.data.datasets import build_splits
+
+    data, bad = _messy_folder(tmp_path / "photos")
+    for p in bad:
+        Path(p).unlink()
+    opened = collections.Counter()
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda fp, *a, **k: opened.update([str(fp)]) or real_open(fp, *a, **k))
+    cfg = load_config(ROOT / "configs/image_folder.yaml", [f"data.root={data}"])
+    assert cfg.data.verify and not cfg.data.image_size
+    build_splits(cfg.data)
+    assert len(opened) == 47 and set(opened.values()) == {2}
+
+
 def test_size_from_data():
     from longtail.data.datasets import size_from_data
 

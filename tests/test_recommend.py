@@ -73,3 +73,14 @@ def test_a_budget_too_small_for_one_epoch_each_is_refused_before_training(tmp_pa
     with pytest.raises(LongtailError, match="does not fit one epoch of each of 3 stage-1 trainings") as e:
         rec.recommend(cfg, tmp_path / "rec", ["crt", "balanced_softmax", "dr_h2t"], budget_min=1.0, log=lambda m: None)
     assert "give at least 6 minutes" in str(e.value)  # (3 + 0.25 x 2 x 10) x 40 s = 5.3 min
+
+
+def test_the_budget_probe_times_steps_without_training(tmp_path, monkeypatch):
+    """--budget times a few real CE steps of stage 1 on the data (no epoch is run, nothing is written)."""
+    import longtail.recommend as rec
+
+    data = _folder(tmp_path / "photos")
+    cfg = load_config(ROOT / "configs/image_folder.yaml", [f"data.root={data}", "model.arch=resnet8"])
+    monkeypatch.setattr("longtail.engine.trainer.Trainer.run", lambda self: pytest.fail("trained"))
+    assert 0 < rec._epoch_seconds(cfg, tmp_path / "rec") < 60
+    assert not (tmp_path / "rec").exists()

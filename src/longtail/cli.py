@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
     counts = ", ".join(f"{n} {c}" for n, c in zip(trainer.train_set.class_names, trainer.train_set.class_counts()))
     print(f"train: {len(trainer.train_set)} images ({counts}); test: {len(trainer.splits.test)}; device {trainer.device}")
     if not args.resume:  # a resumed run's own history.csv says what its epochs cost
-        _say_epoch_cost(cfg, trainer.num_classes, trainer.train_set.channels, trainer.train_set.image_size, len(trainer.train_set))
+        _say_epoch_cost(trainer)
     trainer.run()
     from longtail.engine.distributed import shutdown
 
@@ -61,14 +61,19 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _say_epoch_cost(cfg, num_classes: int, channels: int, size: int, images: int) -> None:
-    """An estimate of an epoch of the first stage, measured here (a few steps) before any training."""
-    from longtail.engine.cost import epoch_seconds, say
+def _say_epoch_cost(trainer) -> None:
+    """An estimate of an epoch of the first stage, measured here (a few of its steps) before any training."""
+    from longtail.engine.cost import epoch_seconds, no_estimate, say
 
-    st = cfg.stages[0]
-    t = epoch_seconds(cfg, num_classes, channels, size, images)
-    print(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({cfg.model.arch}, {size} x {size} px, batch "
-          f"{st.batch_size}, {images:,} images; timed on a few steps here), {say(t * st.epochs)} for its {st.epochs} epochs")
+    st, size, images = trainer.cfg.stages[0], trainer.train_set.image_size, len(trainer.train_set)
+    why = no_estimate(trainer)
+    if why:
+        print(f"no estimate of an epoch ({why}); history.csv gives each epoch's seconds")
+        return
+    t = epoch_seconds(trainer)
+    print(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({trainer.cfg.model.arch}, {size} x {size} px, "
+          f"batch {st.batch_size}, {images:,} images, {trainer.precision}; timed on a few of its steps here), "
+          f"{say(t * st.epochs)} for its {st.epochs} epochs")
 
 
 def cmd_eval(args) -> int:
@@ -124,7 +129,7 @@ def cmd_info(args) -> int:
     from longtail.config import load_config
     from longtail.data.datasets import build_splits
     from longtail.data.profiles import shot_split
-    from longtail.engine.trainer import check_run
+    from longtail.engine.trainer import Trainer, check_run
 
     cfg = load_config(args.config, args.overrides)
     check_run(cfg)
@@ -155,7 +160,8 @@ def cmd_info(args) -> int:
     print(f"test: {len(s.test):,} images; validation: {len(s.val) if s.val is not None else 0:,} images")
     for note in s.notes:
         print(f"note: {note}")
-    _say_epoch_cost(cfg, s.train.num_classes, s.train.channels, s.train.image_size, len(s.train))
+    # the data already read; the trainer writes nothing (its folder is never created)
+    _say_epoch_cost(Trainer(cfg, Path("runs") / "_info", splits=s, log=lambda msg: None))
     if args.views:
         print(f"augmented views: {_preview_views(cfg, s.train, counts, Path(args.views))}")
     return 0

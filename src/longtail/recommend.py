@@ -11,7 +11,7 @@ training images** (a stratified share of each class; the test set is never used 
 - ``ldam_drw``: LDAM margins on a cosine head, class-balanced re-weighting for the last 20 %;
 - ``dr_h2t``: CE + mixup, then H2T's classifier stage with head-to-tail fusion (Li et al., AAAI 2024).
 
-cRT and logit adjustment share one CE stage 1. ``--budget MINUTES`` times one CE epoch first and
+cRT and logit adjustment share one CE stage 1. ``--budget MINUTES`` times a few CE steps first and
 gives every stage 1 the same number of epochs (at most the config's) so that all of them fit;
 the comparison stays fair. Results: ``OUT/recommend.md`` (the table), ``OUT/recommend.json``,
 ``OUT/per_class_val.png``, and each candidate's run folder ``OUT/<method>/``, the winner's ready
@@ -100,14 +100,20 @@ def _with_validation(cfg: RunConfig, fraction: float, log) -> RunConfig:
 
 
 def _epoch_seconds(cfg: RunConfig, out: Path) -> float:
-    """One CE epoch of the config's stage 1, timed (on the same data and network)."""
+    """A CE epoch of the config's stage 1 on the same data and network: a few of its steps timed
+    (longtail.engine.cost); with engine.compile, where the first steps compile, one whole epoch."""
+    from longtail.engine.cost import epoch_seconds
     from longtail.engine.trainer import Trainer
 
     probe = replace(cfg, stages=[_stage1(cfg, 1)], eval=replace(cfg.eval, plots=False),
                     engine=replace(cfg.engine, progress=False))
-    t = time.perf_counter()
-    Trainer(probe, out / "_timing", log=lambda m: None).run()
-    return time.perf_counter() - t
+    trainer = Trainer(probe, out / "_timing", log=lambda m: None)
+    seconds = epoch_seconds(trainer)
+    if seconds is None:
+        t = time.perf_counter()
+        trainer.run()
+        seconds = time.perf_counter() - t
+    return seconds
 
 
 def recommend(cfg: RunConfig, out: Path, methods: list[str] | None = None, budget_min: float = 0.0,

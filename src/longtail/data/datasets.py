@@ -138,6 +138,7 @@ def _read_image_folder(cfg, notes: list[str], skipped: list):
                             "test/<class>/ sub-folders, or one sub-folder per class")
     info = DATASETS["image_folder"]
     manifest = None
+    headers: dict = {}  # (size, mode) by path, from data.verify's pass over the files
     if (root / "train").is_dir():
         sets = []
         for sub in ("train", "test", "val"):
@@ -153,12 +154,12 @@ def _read_image_folder(cfg, notes: list[str], skipped: list):
             sets.append((paths, labels, classes))
         classes = sets[0][2]
         if cfg.verify:  # every unreadable file of every split, named at once
-            bad = _unreadable(cfg, [p for s in sets if s for p in s[0]], notes, skipped)
+            bad = _unreadable(cfg, [p for s in sets if s for p in s[0]], notes, skipped, headers)
             sets = [None if s is None else (*_without(s[0], s[1], bad), s[2]) for s in sets]
     else:
         paths, labels, classes = formats.read_image_folder(root)
         if cfg.verify:  # before the split, so that it is made over readable images
-            paths, labels = _without(paths, labels, _unreadable(cfg, paths, notes, skipped))
+            paths, labels = _without(paths, labels, _unreadable(cfg, paths, notes, skipped, headers))
         rng = np.random.default_rng(cfg.split_seed)
         part = np.zeros(len(paths), np.int64)  # 0 train, 1 test, 2 val
         for c in range(len(classes)):
@@ -180,7 +181,7 @@ def _read_image_folder(cfg, notes: list[str], skipped: list):
             raise LongtailError(f"class '{name}' has no readable training image left", "add readable images to it, or remove the folder")
     size, channels = cfg.image_size, cfg.channels
     if not size or not channels:
-        shapes = _image_shapes([p for s in sets if s for p in s[0]])
+        shapes = _image_shapes([p for s in sets if s for p in s[0]], headers)
         if not size:
             size, how = size_from_data([wh for wh, _ in shapes])
         else:
@@ -243,14 +244,18 @@ def size_from_data(sizes: list[tuple[int, int]]) -> tuple[int, str]:
                   "set data.image_size to choose")
 
 
-def check_image(p: Path) -> str:
+def check_image(p: Path, headers: dict | None = None) -> str:
     """Why the image at ``p`` cannot be read ("" when it can): Pillow's header and ``verify``;
-    a JPEG that lacks its end-of-image marker (a truncated download) is decoded in full to be sure."""
+    a JPEG that lacks its end-of-image marker (a truncated download) is decoded in full to be sure.
+    The header's (width, height) and mode go into ``headers[str(p)]`` (read once, used again
+    to choose the input size and channels)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(p) as im:
             fmt = im.format
+            if headers is not None:
+                headers[str(p)] = (im.size, im.mode)
             im.verify()
         if fmt == "JPEG":
             with open(p, "rb") as f:
@@ -266,8 +271,9 @@ def check_image(p: Path) -> str:
     return ""
 
 
-def scan_images(paths) -> list[tuple[str, str]]:
-    """(path, why) of every image of ``paths`` that cannot be read, in one pass over them all."""
+def scan_images(paths, headers: dict | None = None) -> list[tuple[str, str]]:
+    """(path, why) of every image of ``paths`` that cannot be read, in one pass over them all
+    (each readable one's header kept in ``headers``, see :func:`check_image`)."""
     from longtail.progress import progress
 
     bar = progress(len(paths), "verify images", "img") if len(paths) >= 1000 else None
@@ -275,7 +281,7 @@ def scan_images(paths) -> list[tuple[str, str]]:
     for p in paths:
         if bar is not None:
             bar.update(1)
-        why = check_image(Path(p))
+        why = check_image(Path(p), headers)
         if why:
             bad.append((str(p), why))
     if bar is not None:
@@ -283,10 +289,10 @@ def scan_images(paths) -> list[tuple[str, str]]:
     return bad
 
 
-def _unreadable(cfg, paths, notes: list[str], skipped: list) -> set[str]:
+def _unreadable(cfg, paths, notes: list[str], skipped: list, headers: dict | None = None) -> set[str]:
     """Every unreadable image of ``paths`` named at once: an error, or with
     ``data.skip_unreadable`` the set of them to leave out (a note, and their list in ``skipped``)."""
-    bad = scan_images(paths)
+    bad = scan_images(paths, headers)
     if not bad:
         return set()
     listing = "; ".join(f"{p} ({why})" for p, why in bad[:20]) + (f"; and {len(bad) - 20} more" if len(bad) > 20 else "")
@@ -304,12 +310,16 @@ def _without(paths, labels, bad: set[str]):
     return [paths[i] for i in keep], labels[keep]
 
 
-def _image_shapes(paths) -> list[tuple[tuple[int, int], str]]:
-    """(width, height) and mode of each image, from its header alone."""
+def _image_shapes(paths, headers: dict) -> list[tuple[tuple[int, int], str]]:
+    """(width, height) and mode of each image, from its header alone (``headers``: those read
+    already, by data.verify's pass)."""
     from PIL import Image, UnidentifiedImageError
 
     out = []
     for p in paths:
+        if str(p) in headers:
+            out.append(headers[str(p)])
+            continue
         try:
             with Image.open(p) as im:
                 out.append((im.size, im.mode))
