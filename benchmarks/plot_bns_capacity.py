@@ -9,7 +9,8 @@ three-point trend over a 6x range of sizes carried 24x beyond it: a direction, n
 
 released.png (from benchmarks/results/fashion_mnist_lt_bns_released/ and the converged suite's
 whole-set rows): overall and tail accuracy of every read-out of BNS as released beside the same
-read-outs of crop + flip BNS and of CE.
+read-outs of crop + flip BNS and of CE. Where the suite's 1,000-epoch rows (rel1000_*, seed 0)
+have run, a table sets each read-out after 1,000 epochs beside the same after 200.
 
     python benchmarks/plot_bns_capacity.py
 """
@@ -102,6 +103,20 @@ def released_table(rel: list[dict], conv: list[dict]) -> str:
     return "\n".join(out)
 
 
+def released_1000_table(rel: list[dict]) -> str:
+    """The authors' 1,000 epochs (rel1000_*, seed 0) beside the same read-outs after 200."""
+    out = ["| read-out | metric | 200 epochs (seed 0) | 1,000 epochs (seed 0) | 1,000 − 200 |", "|---|---|---:|---:|---:|"]
+    for readout, (_, _, r) in READOUTS.items():
+        if r is None:
+            continue
+        for metric in ("overall", "tail"):
+            a = by_seed(rel, r, metric, {0})
+            b = by_seed(rel, r.replace("rel_", "rel1000_"), metric, {0})
+            if a and b:
+                out.append(f"| {readout} | {metric} | {a[0]:.2f} | {b[0]:.2f} | {b[0] - a[0]:+.2f} |")
+    return "\n".join(out) if len(out) > 2 else ""
+
+
 def plot_capacity(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -174,6 +189,9 @@ def main() -> None:
     if rel:
         plot_released(rel, conv, RESULTS / "fashion_mnist_lt_bns_released" / "released.png")
         print(released_table(rel, conv))
+        long = released_1000_table(rel)
+        if long:
+            print("\n" + long)
 
 
 if __name__ == "__main__":
