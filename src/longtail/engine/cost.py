@@ -10,7 +10,6 @@ stage and epoch itself, and the copy is discarded."""
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
