@@ -631,3 +631,25 @@ def test_suite_on_an_imbalanced_test_set_leads_with_balanced_accuracy(tmp_path):
     assert list(row["metrics"])[:2] == ["balanced", "overall"]
     assert "| method | seeds | balanced | overall |" in (out / "results.md").read_text()
     assert "<th>balanced</th>" in suite_report(out)
+
+
+def test_eta_prices_each_method_at_its_own_measured_time(tmp_path):
+    """A grid of a dear and a cheap method: the ETA prices each remaining run at the seconds per
+    cost unit its own method took (a finished seed), not at one average over every run."""
+    from longtail.bench import _cost, _eta, _measured
+
+    root = write_mnist_folder(tmp_path / "data")
+    meta, runs = load_suite(_write(tmp_path, root), tmp_path / "runs")
+    by = {(r.method, r.seed): r for r in runs}
+    assert (_cost(by[("ce", 0)]), _cost(by[("crt", 0)])) == (3, 1.25)
+    for method, wall in (("ce", 600.0), ("crt", 6.0)):  # seed 0 of each has finished
+        d = by[(method, 0)].run_dir
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text("{}")
+        (d / "wall_s.txt").write_text(f"{wall}\n")
+    known = _measured(runs, {})
+    assert known == {("ce", None): (600.0, 3), ("crt", None): (6.0, 1.25)}
+    assert _eta([by[("ce", 1)], by[("crt", 1)]], known) == ", ETA 10 min"  # 600 s + 6 s
+    assert _eta([by[("crt", 1)]] * 60, known) == ", ETA 6 min"  # one average rate would say 178 min
+    assert _eta([by[("crt", 1)]], {}) == ""  # nothing measured yet
+    assert _eta([by[("ce", 1)]], {("other", None): (606.0, 4.25)}) == ", ETA 7 min"  # the grid's rate: 606 / 4.25 x 3 s

@@ -342,11 +342,9 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     # the code this process runs: read once, at the start (a commit made while the grid runs
     # does not change what is already imported)
     commit = _git_commit(out)
-    t0 = time.perf_counter()
-    cost = [_cost(r) for r in todo]
+    known = _measured(runs, recorded)
     for i, r in enumerate(todo):
-        spent = sum(cost[:i])
-        eta = "" if not spent else f", ETA {(time.perf_counter() - t0) / spent * sum(cost[i:]) / 60:.0f} min"
+        eta = _eta(todo[i:], known)
         where = f" IF {r.imbalance:g}" if r.imbalance is not None else ""
         log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{eta}")
         if r.unapplied:
@@ -364,7 +362,11 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
                 _keep_base(r, kept[r.key], unfinished=True)
                 log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
             raise
-        (r.run_dir / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+        wall = time.perf_counter() - t
+        (r.run_dir / "wall_s.txt").write_text(f"{wall:.1f}\n")
+        if not resume_run:  # a resumed run's wall time covers only its remaining epochs
+            seconds, costs = known.get((r.method, r.imbalance), (0.0, 0.0))
+            known[(r.method, r.imbalance)] = (seconds + wall, costs + _cost(r))
         if r.key in kept:
             _keep_base(r, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
@@ -423,6 +425,36 @@ def _check_folder_config(r: SuiteRun) -> None:
     if f.exists() and same_run(yaml.safe_load(f.read_text()), r.cfg):
         raise LongtailError(f"{r.run_dir} holds a run with a different config than '{r.method}' seed {r.seed} of this suite",
                             "give the method another id, or another 'runs' folder to the suite")
+
+
+def _measured(runs: list[SuiteRun], recorded: dict) -> dict[tuple, tuple[float, float]]:
+    """{(method, IF): (wall seconds, cost)} summed over the grid's finished runs (their
+    wall_s.txt, or their recorded row's wall_s), the ETA's measure of what each method costs
+    here: another seed of the same method and IF takes about as long."""
+    known: dict[tuple, tuple[float, float]] = {}
+    for r in runs:
+        f = r.run_dir / "wall_s.txt"
+        if (r.run_dir / "metrics.json").exists() and f.exists():
+            wall = float(f.read_text())
+        elif r.key in recorded and recorded[r.key].get("wall_s"):
+            wall = float(recorded[r.key]["wall_s"])
+        else:
+            continue
+        seconds, costs = known.get((r.method, r.imbalance), (0.0, 0.0))
+        known[(r.method, r.imbalance)] = (seconds + wall, costs + _cost(r))
+    return known
+
+
+def _eta(todo: list[SuiteRun], known: dict[tuple, tuple[float, float]]) -> str:
+    """", ETA n min" for the runs in ``todo``: each at its method's measured seconds per unit
+    of :func:`_cost` where a run of the same method and IF has finished, else at the rate of
+    every finished run together; "" before any run has finished."""
+    seconds, costs = sum(s for s, _ in known.values()), sum(c for _, c in known.values())
+    if not costs:
+        return ""
+    rate = {k: s / c for k, (s, c) in known.items() if c}
+    left = sum(_cost(r) * rate.get((r.method, r.imbalance), seconds / costs) for r in todo)
+    return f", ETA {left / 60:.0f} min"
 
 
 def _cost(r: SuiteRun) -> float:
