@@ -365,8 +365,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         wall = time.perf_counter() - t
         (r.run_dir / "wall_s.txt").write_text(f"{wall:.1f}\n")
         if not resume_run:  # a resumed run's wall time covers only its remaining epochs
-            seconds, costs = known.get((r.method, r.imbalance), (0.0, 0.0))
-            known[(r.method, r.imbalance)] = (seconds + wall, costs + _cost(r))
+            _add_time(known, r, wall)
         if r.key in kept:
             _keep_base(r, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
@@ -440,9 +439,13 @@ def _measured(runs: list[SuiteRun], recorded: dict) -> dict[tuple, tuple[float, 
             wall = float(recorded[r.key]["wall_s"])
         else:
             continue
-        seconds, costs = known.get((r.method, r.imbalance), (0.0, 0.0))
-        known[(r.method, r.imbalance)] = (seconds + wall, costs + _cost(r))
+        _add_time(known, r, wall)
     return known
+
+
+def _add_time(known: dict[tuple, tuple[float, float]], r: SuiteRun, wall: float) -> None:
+    seconds, costs = known.get((r.method, r.imbalance), (0.0, 0.0))
+    known[(r.method, r.imbalance)] = (seconds + wall, costs + _cost(r))
 
 
 def _eta(todo: list[SuiteRun], known: dict[tuple, tuple[float, float]]) -> str:
