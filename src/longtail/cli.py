@@ -66,11 +66,10 @@ def _say_epoch_cost(trainer) -> None:
     from longtail.engine.cost import epoch_seconds, no_estimate, say
 
     st, size, images = trainer.cfg.stages[0], trainer.train_set.image_size, len(trainer.train_set)
-    why = no_estimate(trainer)
-    if why:
-        print(f"no estimate of an epoch ({why}); history.csv gives each epoch's seconds")
-        return
     t = epoch_seconds(trainer)
+    if t is None:
+        print(f"no estimate of an epoch ({no_estimate(trainer)}); history.csv gives each epoch's seconds")
+        return
     print(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({trainer.cfg.model.arch}, {size} x {size} px, "
           f"batch {st.batch_size}, {images:,} images, {trainer.precision}; timed on a few of its steps here), "
           f"{say(t * st.epochs)} for its {st.epochs} epochs")

@@ -31,12 +31,10 @@ def epoch_seconds(trainer, steps: int = 3) -> float | None:
     optimiser steps on real training batches, after one untimed step, times the epoch's steps;
     None where :func:`no_estimate` gives a reason."""
     from longtail.engine.runtime import generator
-    from longtail.engine.trainer import resolve_stage
 
     if no_estimate(trainer):
         return None
-    cfg = trainer.cfg
-    rs = resolve_stage(0, cfg.stages[0])
+    cfg, rs = trainer.cfg, trainer.stages[0]
     log, trainer.log = trainer.log, (lambda msg: None)  # the method's notes come once, from the run
     try:
         model = trainer._build_model()
