@@ -13,6 +13,7 @@ import yaml
 from conftest import write_mnist_folder
 from longtail.bench import load_suite, run_suite
 from longtail.config import load_config
+from longtail.engine.checkpoint import load_checkpoint
 from longtail.engine.trainer import Trainer
 from longtail.errors import LongtailError
 
@@ -179,6 +180,7 @@ def test_an_interrupted_kept_base_continues_on_a_fresh_checkout(tmp_path, monkey
     kept = tmp_path / "results" / "tiny" / "bases" / "ce" / "seed0"
     assert msgs[-1].startswith("interrupted: ce seed 0") and (kept / "checkpoint.pt").exists()
     assert not (kept / "model.pt").exists()
+    earlier = load_checkpoint(kept / "checkpoint.pt")["wall_s"]
     shutil.rmtree(tmp_path / "runs")
     out = run_suite(suite, tmp_path / "runs", tmp_path / "results", log=lambda m: None, resume=True)
     history = (tmp_path / "runs" / "ce" / "seed0" / "history.csv").read_text().splitlines()
@@ -186,6 +188,9 @@ def test_an_interrupted_kept_base_continues_on_a_fresh_checkout(tmp_path, monkey
     got = json.loads((out / "results.json").read_text())["runs"]
     assert [r["metrics"]["per_class"] for r in got] == [r["metrics"]["per_class"] for r in want]
     assert (kept / "model.pt").exists() and not (kept / "checkpoint.pt").exists()  # finished: weights replace it
+    # its wall time counts the interrupted process's epochs as well as the resumed one
+    ran = json.loads((tmp_path / "runs" / "ce" / "seed0" / "metrics.json").read_text())["run"]
+    assert float((tmp_path / "runs" / "ce" / "seed0" / "wall_s.txt").read_text()) >= earlier + ran["wall_s_this_process"] > earlier > 0
 
 
 def test_a_method_may_run_a_subset_of_the_imbalance_factors(tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from conftest import die_after_epochs, write_mnist_folder
 from longtail.config import load_config
+from longtail.engine.checkpoint import load_checkpoint
 from longtail.engine.runtime import RunLock
 from longtail.engine.trainer import Trainer
 from longtail.errors import LongtailError
@@ -48,7 +49,12 @@ def test_resume_is_bit_exact(tiny_root, reference_run, tmp_path, monkeypatch, ki
     restore()
     with pytest.raises(LongtailError, match="--resume"):
         Trainer(tiny_cfg(tiny_root), tmp_path, log=lambda m: None).run()
+    before = load_checkpoint(tmp_path / "checkpoint.pt")["wall_s"]
+    assert before > 0
     Trainer(tiny_cfg(tiny_root), tmp_path, resume=True, log=lambda m: None).run()
+    ran = json.loads((tmp_path / "metrics.json").read_text())["run"]
+    # the run's time counts the killed process's epochs too, not only the resumed ones
+    assert ran["wall_s"] == pytest.approx(before + ran["wall_s_this_process"], abs=0.1)
     a = torch.load(reference_run / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "model.pt", weights_only=True)
     assert a.keys() == b.keys()

@@ -363,9 +363,11 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
                 log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
             raise
         wall = time.perf_counter() - t
+        if resume_run:  # and the time earlier processes spent on it, as far as its checkpoint knew
+            ran = json.loads((r.run_dir / "metrics.json").read_text())["run"]
+            wall += ran.get("wall_s", ran["wall_s_this_process"]) - ran["wall_s_this_process"]
         (r.run_dir / "wall_s.txt").write_text(f"{wall:.1f}\n")
-        if not resume_run:  # a resumed run's wall time covers only its remaining epochs
-            _add_time(known, r, wall)
+        _add_time(known, r, wall)
         if r.key in kept:
             _keep_base(r, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
@@ -533,7 +535,7 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             **({"unapplied_overrides": r.unapplied} if r.unapplied else {}),
             "command": meta["command"], "config": to_dict(r.cfg), "commit": commit,
             "machine": m["run"]["machine"], "torch": m["run"]["torch"], "date": m["run"]["date"],
-            "wall_s": float(wall) if wall else m["run"]["wall_s_this_process"],
+            "wall_s": float(wall) if wall else m["run"].get("wall_s", m["run"]["wall_s_this_process"]),
         })
     # a grid stopped (Ctrl-C, kill) while writing keeps the last whole file
     write_atomic(out / "results.json", json.dumps({"suite": meta["suite"], "runs": rows}, indent=1) + "\n")

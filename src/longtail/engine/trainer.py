@@ -170,6 +170,8 @@ class Trainer:
         self._step = None  # (method, its step module) of the stage in progress
         self._last_save = time.monotonic()
         self._save_seconds = 0.0  # how long the last checkpoint took to write
+        self._wall_before = 0.0  # seconds earlier processes spent on this run (resume)
+        self._t_run = time.perf_counter()
         # CUDA graphs replay the compiled backbone; on a CPU torch.compile skips them itself
         self.graphs = cfg.engine.cuda_graphs and self.device.type == "cuda"
         if cfg.engine.cuda_graphs and not self.graphs:
@@ -550,6 +552,7 @@ class Trainer:
             "history": self.state.history, "stage_metrics": self.state.stage_metrics,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "precision": self.precision,
+            "wall_s": self._wall_before + time.perf_counter() - self._t_run,  # the run's time so far, every process
         }
         t = time.monotonic()
         ckpt.save_checkpoint(state, self.out / CHECKPOINT)
@@ -649,6 +652,9 @@ class Trainer:
                 loaded = ckpt.load_latest(self.out / CHECKPOINT, map_location=self.device, log=self.log)
                 self.state = RunState(loaded["stage"], loaded["epoch"], loaded["history"], loaded["stage_metrics"])
                 self._keep_started_precision(loaded.get("precision"))
+                # earlier processes' time up to this checkpoint; a checkpoint written before it was
+                # kept has only its epochs' training seconds (a lower bound: no evaluation, no set-up)
+                self._wall_before = loaded.get("wall_s", sum(r.get("seconds", 0.0) for r in self.state.history))
                 if self.state.stage >= len(self.stages):  # finished: only the outputs are (re)written
                     model.load_state_dict(loaded["model"])
                     self.log(f"{self.out}: every stage is done; rewriting its outputs")
@@ -658,7 +664,7 @@ class Trainer:
                 self.log(f"--resume: no checkpoint in {self.out}, starting from scratch")
         elif cfg.start_stage:
             self.state = RunState(stage=cfg.start_stage, stage_metrics=self._inherited_metrics())
-        t_run = time.perf_counter()
+        t_run = self._t_run = time.perf_counter()
         board = None
         if self.cfg.engine.tensorboard and self.dist.main:
             from longtail.engine.tensorboard import Scalars
@@ -756,7 +762,8 @@ class Trainer:
                           **{k: v for k, v in e["metrics"].items() if k != "confusion_matrix"},
                           **({"val": e["val"]} if "val" in e else {})} for e in self.state.stage_metrics]
         out["confusion_matrix"] = final["confusion_matrix"]
-        out["run"] = {"name": self.cfg.name, "seed": self.cfg.seed, "wall_s_this_process": round(wall_s, 1),
+        out["run"] = {"name": self.cfg.name, "seed": self.cfg.seed, "wall_s": round(self._wall_before + wall_s, 1),
+                      "wall_s_this_process": round(wall_s, 1),
                       "train_images": len(self.train_set), "machine": machine_description(self.device),
                       "precision": self.precision, "compile": self.cfg.engine.compile, "cuda_graphs": self.graphs,
                       # what a loaded model needs to read new images as this run did (longtail.load)
