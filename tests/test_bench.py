@@ -658,3 +658,18 @@ def test_eta_prices_each_method_at_its_own_measured_time(tmp_path):
     assert _eta([by[("crt", 1)]] * 60, known) == ", ETA 6 min"  # one average rate would say 178 min
     assert _eta([by[("crt", 1)]], {}) == ""  # nothing measured yet
     assert _eta([by[("ce", 1)]], {("other", None): (606.0, 4.25)}) == ", ETA 7 min"  # the grid's rate: 606 / 4.25 x 3 s
+
+
+def test_a_crowded_machine_is_named_before_the_grid_starts(tmp_path, monkeypatch):
+    from longtail.engine import runtime
+
+    asked = []
+    monkeypatch.setattr(runtime, "crowded_threads", lambda threads: asked.append(threads) or (1, "one core is free"))
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[10] * 10, n_test_per_class=2)
+    suite = _write(tmp_path, root)
+    data = {**yaml.safe_load(suite.read_text()), "seeds": [0]}
+    data["methods"] = {"ce": data["methods"]["ce"]}
+    suite.write_text(yaml.safe_dump(data))
+    msgs = []
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
+    assert asked == [2] and msgs[1] == "warning: one core is free" and msgs[2].startswith("[1/1] ce")

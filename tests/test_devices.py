@@ -195,3 +195,60 @@ def test_prepared_images_checkpointing_and_accumulation_on_cuda(tmp_path):
         "{method: crt, epochs: 1, batch_size: 16, accumulate: 2}]"])
     m = Trainer(cfg, tmp_path / "run", log=lambda m: None).run()
     assert 0 <= m["overall"] <= 100
+
+
+def test_busy_cores_sees_another_process_and_not_this_one():
+    """A child spinning on one of this process's CPUs counts as about one busy core; this
+    process's own spinning thread does not count."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from longtail.engine import runtime
+
+    if runtime.busy_cores(0.05) is None:
+        pytest.skip("no /proc/stat")
+    cpu = min(runtime.os.sched_getaffinity(0))
+    spin = ("import os, sys, time; os.sched_setaffinity(0, {%d}); print('go', flush=True); t = time.time()\n"
+            "while time.time() - t < 5: pass" % cpu)
+    child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "go"
+        assert runtime.busy_cores(0.5) > 0.6
+    finally:
+        child.kill()
+        child.wait()
+    before = runtime.busy_cores(0.5)
+    stop = time.time() + 0.6
+    own = threading.Thread(target=lambda: [None for _ in iter(lambda: time.time() < stop, False)])
+    own.start()
+    beside_own = runtime.busy_cores(0.5)
+    own.join()
+    assert beside_own < before + 0.5  # the thread spun for the whole window, and is taken out
+
+
+def test_crowded_threads_names_the_threads_that_fit(monkeypatch):
+    from longtail.engine import runtime
+
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    fit, why = runtime.crowded_threads(2, busy=1.0)
+    assert fit == 1 and "about 1.0 of the 2 CPU cores busy" in why and "engine.threads=1 fits" in why
+    assert runtime.crowded_threads(2, busy=0.3) is None  # a core is free for each thread
+    assert runtime.crowded_threads(1, busy=2.0) is None  # one thread: nothing to wait for
+    assert runtime.crowded_threads(2, busy=2.0)[0] == 1  # no core free: still at least one thread
+    monkeypatch.setattr(runtime, "busy_cores", lambda: None)
+    assert runtime.crowded_threads(2) is None  # nothing measured, nothing said
+
+
+def test_a_crowded_machine_is_named_with_the_estimate_on_the_threads_that_fit(tmp_path, monkeypatch, capsys):
+    from longtail.cli import main
+    from longtail.engine import runtime
+
+    monkeypatch.setattr(runtime, "crowded_threads", lambda threads: (1, f"{threads} threads, 1 core free"))
+    root = write_mnist_folder(tmp_path / "m")
+    assert main(["info", "configs/demo.yaml", "--set", "data.dataset=mnist", "--set", f"data.root={root}",
+                 "--set", "data.imbalance_factor=10", "--set", "model.arch=resnet8"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: 2 threads, 1 core free" in out and "  with engine.threads=1: about " in out
+    assert torch.get_num_threads() == 2  # the run's own threads again after the comparison

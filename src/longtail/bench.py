@@ -339,6 +339,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
             log(f"note: those base runs were recorded on {', '.join(there)}, this is {here}: float kernels differ between "
                 "CPUs, so the re-trained weights, and the rows that reuse them, can differ from the recorded base rows")
     todo = bases + todo
+    _warn_crowded(todo, log)
     # the code this process runs: read once, at the start (a commit made while the grid runs
     # does not change what is already imported)
     commit = _git_commit(out)
@@ -426,6 +427,20 @@ def _check_folder_config(r: SuiteRun) -> None:
     if f.exists() and same_run(yaml.safe_load(f.read_text()), r.cfg):
         raise LongtailError(f"{r.run_dir} holds a run with a different config than '{r.method}' seed {r.seed} of this suite",
                             "give the method another id, or another 'runs' folder to the suite")
+
+
+def _warn_crowded(todo: list[SuiteRun], log) -> None:
+    """Say so before the grid starts when other processes leave its CPU runs fewer free cores
+    than their torch threads (each run would wait on its own threads)."""
+    import torch
+
+    from longtail.engine.runtime import crowded_threads, pick_device
+
+    threads = max((r.cfg.engine.threads or torch.get_num_threads() for r in todo
+                   if pick_device(r.cfg.engine.device).type == "cpu"), default=0)
+    crowded = crowded_threads(threads) if threads else None
+    if crowded:
+        log(f"warning: {crowded[1]}")
 
 
 def _measured(runs: list[SuiteRun], recorded: dict) -> dict[tuple, tuple[float, float]]:

@@ -50,6 +50,8 @@ def cmd_train(args) -> int:
     print(f"train: {len(trainer.train_set)} images ({counts}); test: {len(trainer.splits.test)}; device {trainer.device}")
     if not args.resume:  # a resumed run's own history.csv says what its epochs cost
         _say_epoch_cost(trainer)
+    else:
+        _warn_crowded(trainer)
     trainer.run()
     from longtail.engine.distributed import shutdown
 
@@ -69,10 +71,35 @@ def _say_epoch_cost(trainer) -> None:
     t = epoch_seconds(trainer)
     if t is None:
         print(f"no estimate of an epoch ({no_estimate(trainer)}); history.csv gives each epoch's seconds")
+    else:
+        print(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({trainer.cfg.model.arch}, {size} x {size} px, "
+              f"batch {st.batch_size}, {images:,} images, {trainer.precision}; timed on a few of its steps here), "
+              f"{say(t * st.epochs)} for its {st.epochs} epochs")
+    _warn_crowded(trainer, t is not None)
+
+
+def _warn_crowded(trainer, timed: bool = False) -> None:
+    """A warning when other processes leave this CPU run fewer free cores than its torch threads,
+    and (``timed``) the same few steps timed on the threads that fit, for comparison."""
+    import torch
+
+    from longtail.engine.cost import epoch_seconds, say
+    from longtail.engine.runtime import crowded_threads
+
+    # (under torchrun the other ranks are this run's own processes)
+    crowded = crowded_threads(torch.get_num_threads()) if trainer.device.type == "cpu" and not trainer.dist.active else None
+    if crowded is None:
         return
-    print(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({trainer.cfg.model.arch}, {size} x {size} px, "
-          f"batch {st.batch_size}, {images:,} images, {trainer.precision}; timed on a few of its steps here), "
-          f"{say(t * st.epochs)} for its {st.epochs} epochs")
+    fit, why = crowded
+    print(f"warning: {why}")
+    if timed:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(fit)
+        try:
+            t = epoch_seconds(trainer)
+        finally:
+            torch.set_num_threads(threads)
+        print(f"  with engine.threads={fit}: about {say(t)} an epoch, timed the same way")
 
 
 def cmd_eval(args) -> int:
