@@ -3,6 +3,7 @@
 one short epoch on it, with a resume (skipped without CUDA)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -239,6 +240,9 @@ def test_crowded_threads_names_the_threads_that_fit(monkeypatch):
     assert runtime.crowded_threads(2, busy=2.0)[0] == 1  # no core free: still at least one thread
     monkeypatch.setattr(runtime, "busy_cores", lambda: None)
     assert runtime.crowded_threads(2) is None  # nothing measured, nothing said
+    cfg = load_config(None, ["engine.threads=3"]).engine
+    assert runtime.cpu_threads(cfg) == 3 and runtime.cpu_threads(replace(cfg, threads=0)) == torch.get_num_threads()
+    assert runtime.cpu_threads(replace(cfg, device="meta")) == 0  # not the CPU's threads
 
 
 def test_a_crowded_machine_is_named_with_the_estimate_on_the_threads_that_fit(tmp_path, monkeypatch, capsys):

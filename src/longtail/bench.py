@@ -432,13 +432,9 @@ def _check_folder_config(r: SuiteRun) -> None:
 def _warn_crowded(todo: list[SuiteRun], log) -> None:
     """Say so before the grid starts when other processes leave its CPU runs fewer free cores
     than their torch threads (each run would wait on its own threads)."""
-    import torch
+    from longtail.engine.runtime import cpu_threads, crowded_threads
 
-    from longtail.engine.runtime import crowded_threads, pick_device
-
-    threads = max((r.cfg.engine.threads or torch.get_num_threads() for r in todo
-                   if pick_device(r.cfg.engine.device).type == "cpu"), default=0)
-    crowded = crowded_threads(threads) if threads else None
+    crowded = crowded_threads(max((cpu_threads(r.cfg.engine) for r in todo), default=0))
     if crowded:
         log(f"warning: {crowded[1]}")
 

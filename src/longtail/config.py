@@ -200,7 +200,7 @@ class StageConfig:
 @dataclass
 class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads for torch (0 = leave torch's default); more than the free cores run many times slower (train, info and bench warn)
+    threads: int = 0  # CPU threads for torch (0 = leave torch's default); more than the free cores run many times slower (train, info, bench and recommend warn)
     # auto: bf16 autocast on CUDA (TF32 matmuls, losses in fp32) and on CPUs with native bf16 (avx512_bf16, AMX); fp32 on other CPUs; a resumed run keeps the precision it started in
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True  # NHWC images and weights

@@ -118,6 +118,7 @@ def _epoch_seconds(cfg: RunConfig, out: Path) -> float:
 
 def recommend(cfg: RunConfig, out: Path, methods: list[str] | None = None, budget_min: float = 0.0,
               val_fraction: float = DEFAULT_VAL_FRACTION, log=print) -> dict:
+    from longtail.engine.runtime import cpu_threads, crowded_threads
     from longtail.engine.trainer import Trainer, check_run
 
     methods = methods or list(CANDIDATES)
@@ -126,6 +127,9 @@ def recommend(cfg: RunConfig, out: Path, methods: list[str] | None = None, budge
         raise LongtailError(f"recommend: unknown candidate(s) {unknown}", f"choose from {', '.join(CANDIDATES)}")
     check_run(cfg)
     cfg = _with_validation(cfg, val_fraction, log)
+    crowded = crowded_threads(cpu_threads(cfg.engine))
+    if crowded:  # before the budget's timing, which it would make pessimistic
+        log(f"warning: {crowded[1]}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     epochs = cfg.stages[0].epochs

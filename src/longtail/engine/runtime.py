@@ -81,14 +81,23 @@ def busy_cores(seconds: float = 0.2, stat: Path = Path("/proc/stat")) -> float |
     return max(0.0, (b1 - b0) / (t1 - t0) * n - (own1 - own0) / seconds)
 
 
+def cpu_threads(engine_cfg) -> int:
+    """The torch threads a run of ``engine_cfg`` computes on where it runs on the CPU, else 0."""
+    if pick_device(engine_cfg.device).type != "cpu":
+        return 0
+    return engine_cfg.threads or torch.get_num_threads()
+
+
 def crowded_threads(threads: int, busy: float | None = None) -> tuple[int, str] | None:
     """Where torch's ``threads`` outnumber the CPUs other processes leave free: (the threads
     that fit, a warning naming the numbers); None where they fit or nothing can be measured.
     Threads sharing a core wait for each other at every parallel operation: measured here, a
     ResNet-32 epoch on 2 threads beside one busy core took 15x as long as on 1 thread."""
+    if threads <= 1:
+        return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     busy = busy_cores() if busy is None else busy
-    if busy is None or threads <= 1:
+    if busy is None:
         return None
     fit = max(1, cores - int(busy + 0.5))
     if threads <= fit:
