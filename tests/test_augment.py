@@ -110,6 +110,27 @@ def test_jitter_and_grey_probabilities_and_identities():
     assert abs(grey.float().mean().item() - 0.2) < 0.03
 
 
+def test_grey_jitter_is_brightness_and_contrast_in_the_drawn_order():
+    """On grey images only brightness and contrast act (saturation and hue need colour), each
+    image's factors and order drawn as for colour images: the result is that image's two
+    operations applied in its order, one image at a time."""
+    from longtail.data import color
+
+    x = torch.rand(64, 1, 5, 5, generator=torch.Generator().manual_seed(8))
+    out = color_jitter(x, 2.0, 0.8, torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)  # the same draws, in the same order, as color_jitter makes them
+    factors = torch.stack([2.6 * torch.rand(64, generator=g, dtype=torch.float64) for _ in range(3)]
+                          + [-0.4 + 0.8 * torch.rand(64, generator=g, dtype=torch.float64)], 1)
+    order = torch.rand(64, 4, generator=g).argsort(1)
+    on = torch.rand(64, generator=g) < 0.8
+    for i in range(64):
+        want = x[i:i + 1]
+        for k in order[i].tolist() if on[i] else []:
+            if k < 2:
+                want = (color.adjust_brightness, color.adjust_contrast)[k](want, factors[i, k:k + 1])
+        assert torch.allclose(out[i:i + 1], want, atol=1e-6), i
+
+
 def test_simclr_views_are_seeded_in_range_and_keep_channels():
     x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(6))
     a = simclr_augment(x, 2.0, torch.Generator().manual_seed(7))

@@ -137,8 +137,10 @@ def color_jitter(x: torch.Tensor, strength: float, p: float, generator: torch.Ge
     order = torch.rand(b, 4, generator=generator).argsort(1)
     on = torch.rand(b, generator=generator) < p
     out = x.clone()
+    # saturation and hue leave a grey image as it is: on grey images only their draws are made
+    ops = JITTER_OPS[:2] if x.shape[1] == 1 else JITTER_OPS
     for step in range(4):
-        for k, op in enumerate(JITTER_OPS):
+        for k, op in enumerate(ops):
             # only the images whose step-th operation is op: each image is jittered once per op
             # (the selection is made on the host, where the draws are: no device sync)
             idx = (on & (order[:, step] == k)).nonzero()[:, 0]
