@@ -64,6 +64,10 @@ def test_suite_results_skip_and_reuse(tmp_path):
     msgs = []
     run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append, resume=True)
     assert "4 already finished" in msgs[0] and not any(m.startswith("[") for m in msgs)
+    # ... also on other torch threads (beside another grid): how it runs, not what it is
+    msgs.clear()
+    run_suite(suite, tmp_path / "runs", tmp_path / "results", ["engine.threads=1"], log=msgs.append, resume=True)
+    assert "4 already finished" in msgs[0] and not any(m.startswith("[") for m in msgs)
     # a fresh checkout has results.json but no run folders: still nothing to train; drop the
     # cRT rows and they are re-made (after re-training the CE runs they reuse), to the same numbers
     import shutil

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import yaml
 
-from longtail.config import RunConfig, apply_overrides, from_dict, same_run, to_dict
+from longtail.config import RUN_FREE_KEYS, RunConfig, apply_overrides, from_dict, same_run, to_dict
 from longtail.errors import LongtailError
 from longtail.files import write_atomic
 
@@ -63,6 +63,13 @@ METRIC_KEYS = ("overall", "many", "medium", "few", "head", "tail", "tail3", "ece
 # an epoch of a head-only stage against one that trains the whole network, for the ETA (measured:
 # ResNet-32 on Fashion-MNIST-LT, 13 s against 55 s on 2 CPU cores)
 HEAD_EPOCH_COST = 0.25
+
+
+# a grid's runs match their folders, kept bases and recorded rows whatever the torch threads
+# (as `longtail train --resume` does): a grid under way can go on with --set engine.threads=1
+# beside another, its float results differing from the other thread count's as they would
+# from another CPU's
+SAME_RUN_FREE = RUN_FREE_KEYS + ("engine.threads",)
 
 
 @dataclass
@@ -412,7 +419,7 @@ def _restore_base(r: SuiteRun, kept: Path) -> None:
     files = BASE_FILES if (kept / "model.pt").exists() else UNFINISHED_FILES
     if here or not (kept / files[0]).exists():
         return
-    if not (kept / "config.yaml").exists() or same_run(yaml.safe_load((kept / "config.yaml").read_text()), r.cfg):
+    if not (kept / "config.yaml").exists() or same_run(yaml.safe_load((kept / "config.yaml").read_text()), r.cfg, SAME_RUN_FREE):
         return
     r.run_dir.mkdir(parents=True, exist_ok=True)
     for f in files:
@@ -424,7 +431,7 @@ def _check_folder_config(r: SuiteRun) -> None:
     """A run folder (possibly shared with another suite) must hold this very run."""
     f = r.run_dir / "config.yaml"
     # through the dataclasses, so keys added to the config schema since the run compare equal
-    if f.exists() and same_run(yaml.safe_load(f.read_text()), r.cfg):
+    if f.exists() and same_run(yaml.safe_load(f.read_text()), r.cfg, SAME_RUN_FREE):
         raise LongtailError(f"{r.run_dir} holds a run with a different config than '{r.method}' seed {r.seed} of this suite",
                             "give the method another id, or another 'runs' folder to the suite")
 
@@ -513,7 +520,7 @@ def _recorded_rows(out: Path, runs: list[SuiteRun]) -> dict:
         k = (x["method"], float(x["imbalance_factor"]), x["seed"])
         if k in want and x.get("config") is not None:
             try:
-                if not same_run(x["config"], want[k]):
+                if not same_run(x["config"], want[k], SAME_RUN_FREE):
                     out[k] = x
             except LongtailError:  # a row whose config no longer validates is not this run
                 pass
