@@ -139,14 +139,18 @@ def color_jitter(x: torch.Tensor, strength: float, p: float, generator: torch.Ge
     out = x.clone()
     # saturation and hue leave a grey image as it is: on grey images only their draws are made
     ops = JITTER_OPS[:2] if x.shape[1] == 1 else JITTER_OPS
-    for step in range(4):
-        for k, op in enumerate(ops):
-            # only the images whose step-th operation is op: each image is jittered once per op
-            # (the selection is made on the host, where the draws are: no device sync)
-            idx = (on & (order[:, step] == k)).nonzero()[:, 0]
-            if len(idx):
-                dev_idx = to_device(idx, x.device)
-                out[dev_idx] = op(out[dev_idx], to_device(factors[idx, k], x.device))
+    # for each step and operation, the images whose step-th operation it is (each image is
+    # jittered once per operation), selected on the host where the draws are (no device sync)
+    # and sent to the device in one copy of indices and one of factors, not two per selection
+    picks = [(k, idx) for step in range(4) for k in range(len(ops))
+             if len(idx := (on & (order[:, step] == k)).nonzero()[:, 0])]
+    if not picks:
+        return out
+    sizes = [len(idx) for _, idx in picks]
+    dev_idx = to_device(torch.cat([idx for _, idx in picks]), x.device).split(sizes)
+    dev_factors = to_device(torch.cat([factors[idx, k] for k, idx in picks]), x.device).split(sizes)
+    for (k, _), idx, f in zip(picks, dev_idx, dev_factors):
+        out[idx] = ops[k](out[idx], f)
     return out
 
 
