@@ -110,24 +110,24 @@ def test_jitter_and_grey_probabilities_and_identities():
     assert abs(grey.float().mean().item() - 0.2) < 0.03
 
 
-def test_grey_jitter_is_brightness_and_contrast_in_the_drawn_order():
-    """On grey images only brightness and contrast act (saturation and hue need colour), each
-    image's factors and order drawn as for colour images: the result is that image's two
-    operations applied in its order, one image at a time."""
+@pytest.mark.parametrize("channels", [1, 3])
+def test_jitter_applies_each_images_operations_in_its_drawn_order(channels):
+    """Each image gets its drawn factors in its drawn order, as if jittered alone; on grey images
+    only brightness and contrast act (saturation and hue need colour), with the same draws."""
     from longtail.data import color
 
-    x = torch.rand(64, 1, 5, 5, generator=torch.Generator().manual_seed(8))
+    x = torch.rand(64, channels, 5, 5, generator=torch.Generator().manual_seed(8))
     out = color_jitter(x, 2.0, 0.8, torch.Generator().manual_seed(9))
     g = torch.Generator().manual_seed(9)  # the same draws, in the same order, as color_jitter makes them
     factors = torch.stack([2.6 * torch.rand(64, generator=g, dtype=torch.float64) for _ in range(3)]
                           + [-0.4 + 0.8 * torch.rand(64, generator=g, dtype=torch.float64)], 1)
     order = torch.rand(64, 4, generator=g).argsort(1)
     on = torch.rand(64, generator=g) < 0.8
+    ops = (color.adjust_brightness, color.adjust_contrast, color.adjust_saturation, color.adjust_hue)
     for i in range(64):
         want = x[i:i + 1]
         for k in order[i].tolist() if on[i] else []:
-            if k < 2:
-                want = (color.adjust_brightness, color.adjust_contrast)[k](want, factors[i, k:k + 1])
+            want = ops[k](want, factors[i, k:k + 1])
         assert torch.allclose(out[i:i + 1], want, atol=1e-6), i
 
 
