@@ -68,6 +68,8 @@ def test_suite_results_skip_and_reuse(tmp_path):
     msgs.clear()
     run_suite(suite, tmp_path / "runs", tmp_path / "results", ["engine.threads=1"], log=msgs.append, resume=True)
     assert "4 already finished" in msgs[0] and not any(m.startswith("[") for m in msgs)
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert {r["config"]["engine"]["threads"] for r in rows} == {2}  # what they ran on, not this call's
     # a fresh checkout has results.json but no run folders: still nothing to train; drop the
     # cRT rows and they are re-made (after re-training the CE runs they reuse), to the same numbers
     import shutil

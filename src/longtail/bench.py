@@ -539,6 +539,9 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
                 rows.append(recorded[r.key])
             continue
         m = json.loads(mfile.read_text())
+        config = to_dict(r.cfg)
+        if (r.run_dir / "config.yaml").exists():  # the threads it ran on, which may not be this grid's (SAME_RUN_FREE)
+            config["engine"]["threads"] = yaml.safe_load((r.run_dir / "config.yaml").read_text())["engine"]["threads"]
         wall = (r.run_dir / "wall_s.txt").read_text().strip() if (r.run_dir / "wall_s.txt").exists() else None
         commit = (r.run_dir / "commit.txt").read_text().strip() if (r.run_dir / "commit.txt").exists() else "unknown"
         rows.append({
@@ -551,7 +554,7 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
             "class_counts": m["class_counts"],
             "reuses": r.reuse,
             **({"unapplied_overrides": r.unapplied} if r.unapplied else {}),
-            "command": meta["command"], "config": to_dict(r.cfg), "commit": commit,
+            "command": meta["command"], "config": config, "commit": commit,
             "machine": m["run"]["machine"], "torch": m["run"]["torch"], "date": m["run"]["date"],
             "wall_s": float(wall) if wall else m["run"].get("wall_s", m["run"]["wall_s_this_process"]),
         })
