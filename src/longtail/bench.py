@@ -541,7 +541,8 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
         m = json.loads(mfile.read_text())
         config = to_dict(r.cfg)
         if (r.run_dir / "config.yaml").exists():  # the threads it ran on, which may not be this grid's (SAME_RUN_FREE)
-            config["engine"]["threads"] = yaml.safe_load((r.run_dir / "config.yaml").read_text())["engine"]["threads"]
+            ran = yaml.safe_load((r.run_dir / "config.yaml").read_text()) or {}
+            config["engine"]["threads"] = ran.get("engine", {}).get("threads", config["engine"]["threads"])
         wall = (r.run_dir / "wall_s.txt").read_text().strip() if (r.run_dir / "wall_s.txt").exists() else None
         commit = (r.run_dir / "commit.txt").read_text().strip() if (r.run_dir / "commit.txt").exists() else "unknown"
         rows.append({
