@@ -50,6 +50,11 @@ def setup_process(engine_cfg) -> torch.device:
     return pick_device(engine_cfg.device)
 
 
+def _usable_cpus() -> set[int] | None:
+    """The CPUs this process may run on (None where the OS does not say)."""
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+
 def busy_cores(seconds: float = 0.2, stat: Path = Path("/proc/stat")) -> float | None:
     """How many of the CPUs this process may use other processes keep busy now: the busy share
     of those CPUs in /proc/stat over ``seconds`` (this process's own CPU time in that window taken
@@ -57,7 +62,8 @@ def busy_cores(seconds: float = 0.2, stat: Path = Path("/proc/stat")) -> float |
     import resource
     import time
 
-    cpus = {f"cpu{i}" for i in os.sched_getaffinity(0)} if hasattr(os, "sched_getaffinity") else None
+    usable = _usable_cpus()
+    cpus = {f"cpu{i}" for i in usable} if usable else None
 
     def sample():
         busy = total = 0
@@ -95,7 +101,7 @@ def crowded_threads(threads: int, busy: float | None = None) -> tuple[int, str] 
     ResNet-32 epoch on 2 threads beside one busy core took 15x as long as on 1 thread."""
     if threads <= 1:
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(_usable_cpus() or ()) or os.cpu_count() or 1
     busy = busy_cores() if busy is None else busy
     if busy is None:
         return None

@@ -664,19 +664,19 @@ class Trainer:
                 self.log(f"--resume: no checkpoint in {self.out}, starting from scratch")
         elif cfg.start_stage:
             self.state = RunState(stage=cfg.start_stage, stage_metrics=self._inherited_metrics())
-        t_run = self._t_run = time.perf_counter()
+        self._t_run = time.perf_counter()
         board = None
         if self.cfg.engine.tensorboard and self.dist.main:
             from longtail.engine.tensorboard import Scalars
 
             board = Scalars(self.out / "tensorboard")
         try:
-            return self._train_stages(model, loaded, board, t_run)
+            return self._train_stages(model, loaded, board)
         finally:
             if board is not None:
                 board.close()
 
-    def _train_stages(self, model, loaded, board, t_run) -> dict:
+    def _train_stages(self, model, loaded, board) -> dict:
         method = None
         for rs in self.stages:
             if rs.index < self.state.stage:
@@ -734,7 +734,7 @@ class Trainer:
             self.state.stage, self.state.epoch = rs.index + 1, 0
             self._save(model, None, None)
         final = self.state.stage_metrics[-1]["metrics"]
-        self._write_outputs(model, final, time.perf_counter() - t_run)
+        self._write_outputs(model, final)
         return final
 
     def _inherited_metrics(self) -> list[dict]:
@@ -750,9 +750,10 @@ class Trainer:
                     for e in stages[: self.cfg.start_stage]]
         return []
 
-    def _write_outputs(self, model, final: dict, wall_s: float):
+    def _write_outputs(self, model, final: dict):
         if not self.dist.main:
             return
+        wall_s = time.perf_counter() - self._t_run
         weights = io.BytesIO()
         torch.save(model.state_dict(), weights)
         write_atomic(self.out / "model.pt", weights.getvalue())
