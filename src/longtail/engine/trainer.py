@@ -63,12 +63,10 @@ def load_weights(path: str | Path) -> dict:
 def check_run(cfg: RunConfig) -> None:
     """Every error a config can hold that no data is needed to see."""
     from longtail.methods.base import check_method_spec
-    from longtail.models import MULTI_EXPERT, check_arch
+    from longtail.models import MULTI_EXPERT, check_arch, check_pretrained
 
     check_arch(cfg.model.arch)
-    if cfg.model.pretrained and not cfg.model.arch.startswith("timm:"):
-        raise LongtailError(f"model.pretrained: longtail's own '{cfg.model.arch}' has no published weights",
-                            "use a timm:<name> arch, or give your weights as model.weights: PATH")
+    check_pretrained(cfg.model.arch, cfg.model.pretrained)
     if cfg.engine.tensorboard:
         from longtail.engine.tensorboard import check_available
 
@@ -77,6 +75,13 @@ def check_run(cfg: RunConfig) -> None:
         raise LongtailError(f"model.weights: no such file {cfg.model.weights}", "give the path of a saved state dict")
     for i, st in enumerate(cfg.stages):
         check_method_spec(st.method, st.method_args, f"stages.{i} ({st.name or st.method})")
+        if st.cache_features:
+            from longtail.engine.features import refusal
+
+            why = refusal(cfg, resolve_stage(i, st))
+            if why:
+                raise LongtailError(f"stages.{i} ({st.name or st.method}): cache_features cannot stand for the images here: {why}",
+                                    f"set stages.{i}.cache_features: false")
         needs = method_class(st.method.split("+")[0]).one_head
         if needs and cfg.model.arch in MULTI_EXPERT:
             raise LongtailError(f"stages.{i} ({st.name or st.method}): {st.method} cannot run on {cfg.model.arch}'s expert heads: "
@@ -168,6 +173,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (losses) on TF32 cores
             torch.backends.cudnn.allow_tf32 = True
         self._step = None  # (method, its step module) of the stage in progress
+        self._features = None  # {split: (features, labels)} while a cache_features stage runs
         self._last_save = time.monotonic()
         self._save_seconds = 0.0  # how long the last checkpoint took to write
         self._wall_before = 0.0  # seconds earlier processes spent on this run (resume)
@@ -201,25 +207,29 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ model
     def _follow_pretrained_input(self):
-        """A timm backbone started from weights reads images as those weights were trained:
-        their normalisation, and, for file-backed data left at ``image_size: 0``, their input
-        size and resize (timm's crop_pct). Returns what the log should say ("" for none) and
-        the data section to build the splits from (the config itself is left as written)."""
+        """A backbone started from published weights (``model.pretrained``, or ``model.weights`` of
+        a timm model or of an arch with published weights) reads images as those weights were
+        trained: their normalisation, and, for file-backed data left at ``image_size: 0``, their
+        input size and resize (crop_pct). Returns what the log should say ("" for none) and the
+        data section to build the splits from (the config itself is left as written)."""
         import dataclasses
+
+        from longtail.models import PRETRAINED, pretrained_data_config
 
         m, d = self.cfg.model, self.cfg.data
         self._pretrained = None
-        if not m.arch.startswith("timm:") or not (m.pretrained or m.weights):
+        if not (m.arch.startswith("timm:") or m.arch in PRETRAINED) or not (m.pretrained or m.weights):
             return "", d
-        from longtail.models import TimmBackbone
-
-        dc = TimmBackbone(m.arch[5:], 3).data_config  # the weights' data config, without downloading them
+        dc = pretrained_data_config(m.arch)  # the weights' data config, without loading them
         self._pretrained = dc
         size = int(dc["input_size"][-1])
         said = f"normalisation of {m.arch}'s weights (mean {tuple(round(v, 3) for v in dc['mean'])})"
         if not d.image_size and (dataset_info(d.dataset).list_based or d.dataset == "image_folder"):
             d = dataclasses.replace(d, image_size=size, resize=d.resize or int(round(size / dc.get("crop_pct", 1.0))))
             said += f", input {size} px from {d.resize} px (the weights' input size and crop_pct)"
+        elif not d.image_size:
+            said += (f"; the images stay at their own size (the weights were trained at {size} px: data.image_size "
+                     "resizes them, e.g. 96 or 128 for 28-32 px images)")
         return said, d
 
     def _build_model(self) -> nn.Module:
@@ -263,6 +273,9 @@ class Trainer:
     @torch.no_grad()
     def predict(self, model: nn.Module, data, what: str = "logits") -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (or pooled embeddings) of every image of ``data``, in order, no augmentation."""
+        cached = self._cached_features(data)
+        if cached is not None:
+            return self._predict_features(model, *cached, what)
         was_training = model.training
         model.eval()
         source = data if isinstance(data, BatchSource) else self._source(data)
@@ -290,6 +303,29 @@ class Trainer:
         lab = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=self.device)
         n = len(source)
         return distributed.gather_rows(out, order, n, self.dist), distributed.gather_rows(lab, order, n, self.dist)
+
+    def _cached_features(self, data):
+        """(features, labels) of ``data`` while a cache_features stage runs, else None."""
+        if self._features is None:
+            return None
+        names = {id(self.train_set): "train", id(self.splits.test): "test", id(self.splits.val): "val"}
+        return self._features.get(names.get(id(data)))
+
+    def _predict_features(self, model, feats, labels, what: str):
+        if what == "embeddings":
+            return feats, labels
+        was_training = model.training
+        model.eval()
+        bs = self.cfg.engine.eval_batch_size
+        with self._autocast():
+            out = [model.head(feats[i:i + bs]).float() for i in range(0, len(feats), bs)]
+        model.train(was_training)
+        return (torch.cat(out) if out else torch.zeros(0, self.num_classes, device=self.device)), labels
+
+    def _batch_input(self, x, gen, aug):
+        """A training batch as the step takes it: augmented, normalised images, or the cached
+        features as they are."""
+        return x if self._features is not None else self._prep(x, gen, aug)
 
     def _source(self, data: LabeledImages) -> BatchSource:
         """One batch source per image set, kept for the run (decoding workers persist)."""
@@ -428,8 +464,8 @@ class Trainer:
         seen = 0
         fp16 = self.scaler.is_enabled()  # fp16 skips steps with non-finite gradients itself
         extra_iters = {n: self.source.batches(o, bs) for n, o in extra_orders.items()}
-        bar = self._progress(steps, f"{rs.name} {epoch + 1}/{cfg.epochs}")
-        for step, (xb, yb, ib) in enumerate(self.source.batches(order, bs)):
+        bar = self._progress(steps, f"{rs.name} {epoch + 1}/{cfg.epochs}") if self._features is None else None
+        for step, (xb, yb, ib) in enumerate(self._train_source().batches(order, bs)):
             if step >= steps:
                 break
             lr = learning_rate(cfg.schedule, base_lr, epoch + step / steps, cfg.epochs, 1 / steps)
@@ -498,8 +534,9 @@ class Trainer:
         total = torch.zeros((), device=dev)
         for j, s in enumerate(parts):
             xs = xb[s]
-            ex = {name: Batch(self._prep(xe[s], gen, aug), ye[s], to_device(ie[s], dev)) for name, (xe, ye, ie) in extra.items()}
-            batch = Batch(self._prep(xs, gen, aug), yb[s], to_device(ib[s], dev), ex, view=lambda xs=xs: self._prep(xs, gen, aug))
+            ex = {name: Batch(self._batch_input(xe[s], gen, aug), ye[s], to_device(ie[s], dev)) for name, (xe, ye, ie) in extra.items()}
+            batch = Batch(self._batch_input(xs, gen, aug), yb[s], to_device(ib[s], dev), ex,
+                          view=lambda xs=xs: self._batch_input(xs, gen, aug))
             check_batch_devices(batch, dev)
             quiet = j < len(parts) - 1 and hasattr(step_module, "no_sync")
             with step_module.no_sync() if quiet else contextlib.nullcontext():
@@ -515,8 +552,22 @@ class Trainer:
         ranks), made once a stage: a new DDP wrapper every epoch re-broadcasts the weights
         and rebuilds its gradient buckets."""
         if self._step is None or self._step[0] is not method:
+            if self._features is not None:
+                from longtail.engine.features import FeatureView
+
+                model = FeatureView(model)
             self._step = (method, distributed.wrap_step(model, method, self.dist, self.device))
         return self._step[1]
+
+    def _train_source(self) -> BatchSource:
+        """Where an epoch's batches come from: the training images, or their cached features
+        (a tensor like an in-memory image set, so the same seeded draws index it)."""
+        if self._features is None:
+            return self.source
+        if getattr(self, "_feature_source", (None,))[0] is not self._features:
+            feats, labels = self._features["train"]
+            self._feature_source = (self._features, BatchSource(LabeledImages(feats, labels, self.num_classes), self.device, 0))
+        return self._feature_source[1]
 
     def _rank_batch(self, cfg: StageConfig) -> int:
         """stage.batch_size is the global batch; each of W ranks takes batch_size / W."""
@@ -684,6 +735,13 @@ class Trainer:
             mid_stage = loaded is not None and self.state.epoch > 0
             if loaded is not None and not mid_stage:
                 model.load_state_dict(loaded["model"])  # a stage boundary: weights before set-up
+            self._features = None
+            if rs.cfg.cache_features:  # the backbone is the same before and after the stage: features first
+                from longtail.engine import features
+
+                if mid_stage:
+                    model.load_state_dict(loaded["model"])
+                self._features = features.load_or_compute(self, model)
             method, opt = self._setup_stage(model, rs)
             if mid_stage:
                 model.load_state_dict(loaded["model"])
@@ -728,6 +786,7 @@ class Trainer:
             if self.splits.val is not None:
                 entry["val"] = {k: v for k, v in self.evaluate(model, method, "val").items() if k != "confusion_matrix"}
             self.state.stage_metrics.append(entry)
+            self._features = None
             if board is not None:
                 board.stage(rs.name, m, len(self.state.history))
             self.log(f"  {rs.name} test: {headline_line(m)}")

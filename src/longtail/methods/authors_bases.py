@@ -93,6 +93,7 @@ class RIDE(Method):
     same number. Evaluation averages the experts' logits (``final_out``) times s."""
 
     id = "ride"
+    needs_images = "pools each expert's feature map apart (cached features are the experts' side by side)"
     params = {"max_margin": 0.5, "scale": 30.0, "diversity_factor": -0.45, "temperature": 1.0,
               "reweight_factor": 0.05, "beta": 0.9999, "drw_epoch": 160}
 

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 
 from longtail.errors import LongtailError
+from longtail.models import efficientnet_lite
+from longtail.models.efficientnet_lite import efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
 from longtail.models.heads import CosineHead, ExpertHeads, LinearHead, LWSHead, make_head, tau_normalize
 from longtail.models.pif import EquivariantPIF, fold_into_linear
 from longtail.models.resnet_cifar import resnet8, resnet18_cifar, resnet20, resnet32, resnet34_cifar, ride_resnet8, ride_resnet32
@@ -16,7 +18,10 @@ from longtail.models.vit import vit_tiny
 
 BACKBONES = {"resnet8": resnet8, "resnet20": resnet20, "resnet32": resnet32, "resnet18_cifar": resnet18_cifar,
              "resnet34_cifar": resnet34_cifar, "resnet50": resnet50, "resnext50": resnext50, "vit_tiny": vit_tiny,
-             "ride_resnet8": ride_resnet8, "ride_resnet32": ride_resnet32}
+             "ride_resnet8": ride_resnet8, "ride_resnet32": ride_resnet32, "efficientnet_lite0": efficientnet_lite0,
+             "efficientnet_lite1": efficientnet_lite1, "efficientnet_lite2": efficientnet_lite2}
+# longtail's own archs with published weights that install offline (model.pretrained: true)
+PRETRAINED = set(efficientnet_lite.VARIANTS)
 # the backbones whose Classifier has one head per expert (ExpertHeads)
 MULTI_EXPERT = {"ride_resnet8", "ride_resnet32"}
 
@@ -197,6 +202,25 @@ def check_arch(arch: str) -> None:
                         + f"model.arch must be one of {sorted(BACKBONES)} or 'timm:<name>'")
 
 
+def check_pretrained(arch: str, pretrained: bool) -> None:
+    """``model.pretrained`` only where weights exist: a timm model's, or one of :data:`PRETRAINED`
+    (whose weights package must be installed; checked before any work)."""
+    if not pretrained or arch.startswith("timm:"):
+        return
+    if arch not in PRETRAINED:
+        raise LongtailError(f"model.pretrained: longtail's own '{arch}' has no published weights",
+                            f"use one of {sorted(PRETRAINED)} or a timm:<name> arch, or give your weights as model.weights: PATH")
+    efficientnet_lite.release_path(arch)
+
+
+def pretrained_data_config(arch: str) -> dict:
+    """The input that ``arch``'s published weights were trained on (timm's data-config keys:
+    input_size, mean, std, crop_pct, interpolation), without loading the weights."""
+    if arch.startswith("timm:"):
+        return TimmBackbone(arch[5:], 3).data_config
+    return efficientnet_lite.data_config(arch)
+
+
 def build_model(arch: str, num_classes: int, in_channels: int, head: str = "linear", pretrained: bool = False,
                 weights: str = "") -> Classifier:
     """``arch`` with a new ``head`` for ``num_classes``. ``pretrained``: timm's weights for a
@@ -206,10 +230,10 @@ def build_model(arch: str, num_classes: int, in_channels: int, head: str = "line
         backbone = TimmBackbone(arch[5:], in_channels, pretrained)
     else:
         check_arch(arch)
-        if pretrained:
-            raise LongtailError(f"model.pretrained: longtail's own '{arch}' has no published weights",
-                                "use a timm:<name> arch, or give your weights as model.weights: PATH")
+        check_pretrained(arch, pretrained)
         backbone = BACKBONES[arch](in_channels)
+        if pretrained:
+            efficientnet_lite.load_pretrained(backbone, arch)
     if weights:
         load_backbone_weights(backbone, weights)
     return Classifier(backbone, make_head(head, backbone.out_features, num_classes, getattr(backbone, "num_experts", 1)))
@@ -237,4 +261,4 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     target.load_state_dict(state)
 
 
-__all__ = ["BACKBONES", "MULTI_EXPERT", "Classifier", "EquivariantPIF", "ExpertHeads", "TimmBackbone", "load_backbone_weights", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
+__all__ = ["BACKBONES", "MULTI_EXPERT", "PRETRAINED", "check_pretrained", "pretrained_data_config", "Classifier", "EquivariantPIF", "ExpertHeads", "TimmBackbone", "load_backbone_weights", "check_arch", "CosineHead", "LWSHead", "LinearHead", "build_model", "make_head", "tau_normalize"]
