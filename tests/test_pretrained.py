@@ -160,3 +160,24 @@ def test_real_timm_backbones():
         m = build_model(f"timm:{name}", 5, 3)
         fmap = m.features(torch.randn(2, 3, 224, 224))
         assert fmap.ndim == dims and m.pool(fmap).shape == (2, m.feature_dim) and m(torch.randn(1, 3, 224, 224)).shape == (1, 5)
+
+
+def test_torchvision_built_for_another_torch_is_named_with_the_fix(tmp_path, monkeypatch, capsys):
+    """The registry's torchvision for another torch fails at import with a RuntimeError (operator
+    torchvision::nms does not exist): info and train name the cause and the fix, no traceback."""
+    import builtins
+
+    real = builtins.__import__
+
+    def broken(name, *a, **k):
+        if name == "timm" or name.startswith("timm."):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real(name, *a, **k)
+
+    monkeypatch.delitem(sys.modules, "timm", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    for cmd in ("info", "train"):
+        assert main([cmd, str(ROOT / "configs/finetune_pretrained.yaml"), "--set", f"data.root={tmp_path}"]) != 0
+        err = capsys.readouterr().err
+        assert "does not load with torch" in err and "torchvision::nms" in err and "same package index" in err
+        assert "Traceback" not in err

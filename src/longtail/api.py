@@ -43,12 +43,16 @@ def train(config, overrides: list[str] | None = None, out: str | Path | None = N
     import time
 
     from longtail.config import RunConfig, load_config
+    from longtail.engine.cost import announce
     from longtail.engine.trainer import Trainer
 
     try:
         cfg = config if isinstance(config, RunConfig) else load_config(config, overrides or [])
         folder = Path(out) if out else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
-        Trainer(cfg, folder, resume=resume).run()
+        trainer = Trainer(cfg, folder, resume=resume)
+        # what `longtail train` says before it starts: the time estimate and a crowded CPU
+        announce(trainer, lambda msg: print(msg, flush=True), timed=not resume)
+        trainer.run()
     except LongtailError as e:
         raise in_api_words(e) from None
     return Run(folder, json.loads((folder / "metrics.json").read_text()))

@@ -24,6 +24,7 @@ def _add_config_args(p: argparse.ArgumentParser, optional: bool = False):
 
 def cmd_train(args) -> int:
     from longtail.config import load_config
+    from longtail.engine.cost import announce
     from longtail.engine.trainer import Trainer
     from longtail.evaluation.report import stage_table
 
@@ -48,10 +49,8 @@ def cmd_train(args) -> int:
     print(f"run folder: {out}")
     counts = ", ".join(f"{n} {c}" for n, c in zip(trainer.train_set.class_names, trainer.train_set.class_counts()))
     print(f"train: {len(trainer.train_set)} images ({counts}); test: {len(trainer.splits.test)}; device {trainer.device}")
-    if not args.resume:  # a resumed run's own history.csv says what its epochs cost
-        _say_epoch_cost(trainer)
-    else:
-        _warn_crowded(trainer)
+    # a resumed run's own history.csv says what its epochs cost
+    announce(trainer, timed=not args.resume)
     trainer.run()
     from longtail.engine.distributed import shutdown
 
@@ -61,45 +60,6 @@ def cmd_train(args) -> int:
     print(stage_table(metrics))
     print(f"\nrun folder: {out}  (metrics.json, history.csv, per_class.png, confusion.png, reliability.png)")
     return 0
-
-
-def _say_epoch_cost(trainer) -> None:
-    """An estimate of an epoch of the first stage, measured here (a few of its steps) before any training."""
-    from longtail.engine.cost import epoch_seconds, no_estimate, say
-
-    st, size, images = trainer.cfg.stages[0], trainer.train_set.image_size, len(trainer.train_set)
-    t = epoch_seconds(trainer)
-    if t is None:
-        print(f"no estimate of an epoch ({no_estimate(trainer)}); history.csv gives each epoch's seconds")
-    else:
-        print(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({trainer.cfg.model.arch}, {size} x {size} px, "
-              f"batch {st.batch_size}, {images:,} images, {trainer.precision}; timed on a few of its steps here), "
-              f"{say(t * st.epochs)} for its {st.epochs} epochs")
-    _warn_crowded(trainer, t is not None)
-
-
-def _warn_crowded(trainer, timed: bool = False) -> None:
-    """A warning when other processes leave this CPU run fewer free cores than its torch threads,
-    and (``timed``) the same few steps timed on the threads that fit, for comparison."""
-    import torch
-
-    from longtail.engine.cost import epoch_seconds, say
-    from longtail.engine.runtime import crowded_threads
-
-    # (under torchrun the other ranks are this run's own processes)
-    crowded = crowded_threads(torch.get_num_threads()) if trainer.device.type == "cpu" and not trainer.dist.active else None
-    if crowded is None:
-        return
-    fit, why = crowded
-    print(f"warning: {why}")
-    if timed:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(fit)
-        try:
-            t = epoch_seconds(trainer)
-        finally:
-            torch.set_num_threads(threads)
-        print(f"  with engine.threads={fit}: about {say(t)} an epoch, timed the same way")
 
 
 def cmd_eval(args) -> int:
@@ -155,6 +115,7 @@ def cmd_info(args) -> int:
     from longtail.config import load_config
     from longtail.data.datasets import build_splits
     from longtail.data.profiles import shot_split
+    from longtail.engine.cost import announce
     from longtail.engine.trainer import Trainer, check_run
 
     cfg = load_config(args.config, args.overrides)
@@ -187,7 +148,7 @@ def cmd_info(args) -> int:
     for note in s.notes:
         print(f"note: {note}")
     # the data already read; the trainer writes nothing (its folder is never created)
-    _say_epoch_cost(Trainer(cfg, Path("runs") / "_info", splits=s, log=lambda msg: None))
+    announce(Trainer(cfg, Path("runs") / "_info", splits=s, log=lambda msg: None))
     if args.views:
         print(f"augmented views: {_preview_views(cfg, s.train, counts, Path(args.views))}")
     return 0

@@ -170,7 +170,7 @@ class StageConfig:
     epochs: int = 1  # epochs of this stage (0: a post-hoc stage such as tau_norm)
     batch_size: int = 128  # the global batch (split over processes under torchrun)
     sampler: str = ""  # instance | class_balanced | sqrt | progressive | reversed
-    train: str = ""  # all | head  (what is trainable)
+    train: str = ""  # all | head | last:K (the head and the backbone's last K parts: EfficientNet-Lite's blocks, a ResNet's stages)
     reinit_head: bool | None = None  # a new classifier at the start of the stage (empty: the method's default)
     backbone_bn: Literal["train", "frozen", ""] = ""  # BN statistics while the backbone is frozen
     method_args: dict[str, Any] = field(default_factory=dict)  # the method's parameters; a plug-in's under its id (e.g. {h2tf: {ratio: 0.3}})
@@ -200,7 +200,8 @@ class StageConfig:
         _require(self.accumulate >= 1, f"{p}.accumulate", self.accumulate, "must be >= 1 (micro-batches per step)")
         _require(self.batch_size % self.accumulate == 0, f"{p}.accumulate", self.accumulate,
                  f"must divide batch_size {self.batch_size}")
-        _require(self.train in ("", "all", "head"), f"{p}.train", self.train, "must be 'all' or 'head'")
+        _require(self.train in ("", "all", "head") or bool(re.fullmatch(r"last:[1-9]\d*", self.train)), f"{p}.train", self.train,
+                 "must be 'all', 'head' or 'last:K' (K >= 1: the backbone's last K parts and the head)")
         from longtail.data.samplers import SAMPLERS
 
         _require(self.sampler in ("",) + SAMPLERS, f"{p}.sampler", self.sampler, f"must be one of {list(SAMPLERS)}")

@@ -66,5 +66,78 @@ def epoch_seconds(trainer, steps: int = 3) -> float | None:
     return trainer._steps_per_epoch(rs) * sorted(timings)[len(timings) // 2]
 
 
+def feature_pass_seconds(trainer, batches: int = 2) -> float:
+    """Seconds the frozen backbone of ``trainer``'s run takes to pool every image of every split
+    once (a cache_features stage's one pass): ``batches`` batches timed as the pass runs them,
+    after one untimed, times the images."""
+    from longtail.engine.runtime import generator
+
+    log, trainer.log = trainer.log, (lambda msg: None)
+    try:
+        model = trainer._build_model().eval()
+        bs = 32 if trainer.device.type == "cpu" else trainer.cfg.engine.eval_batch_size
+        gen = generator(trainer.cfg.seed, "cost")
+        order = torch.randint(len(trainer.train_set), (bs * (batches + 1),), generator=gen)
+        timings = []
+        with torch.no_grad():
+            for i, (x, _, _) in enumerate(trainer.source.batches(order, bs)):
+                t = time.perf_counter()
+                with trainer._autocast():
+                    model.pool(model.features(trainer._prep(x, None)))
+                if trainer.device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i:
+                    timings.append((time.perf_counter() - t) / len(x))
+    finally:
+        trainer.log = log
+    n = len(trainer.train_set) + len(trainer.splits.test) + (len(trainer.splits.val) if trainer.splits.val is not None else 0)
+    return n * sorted(timings)[len(timings) // 2]
+
+
+def announce(trainer, log=print, timed: bool = True) -> None:
+    """What a run will cost, said before it starts (``longtail train``, ``longtail info`` and
+    ``longtail.train`` alike): the first stage's epoch timed on a few of its steps here (a
+    cache_features stage: its one pass over the images), and a warning where other processes
+    leave fewer free cores than the run's torch threads. ``timed: false`` only warns."""
+    st, size, images = trainer.cfg.stages[0], trainer.train_set.image_size, len(trainer.train_set)
+    t = None
+    if timed and st.cache_features and not trainer.dist.active:
+        t = feature_pass_seconds(trainer)
+        log(f"estimated: about {say(t)} for the feature pass of {st.name or 'stage 1'} ({trainer.cfg.model.arch}, {size} x {size} "
+            f"px, every split's images once, {trainer.precision}; timed on a few batches here; nothing if they are cached "
+            f"already), then milliseconds an epoch")
+    elif timed:
+        t = epoch_seconds(trainer)
+        if t is None:
+            log(f"no estimate of an epoch ({no_estimate(trainer)}); history.csv gives each epoch's seconds")
+        else:
+            log(f"estimated: about {say(t)} an epoch of {st.name or 'stage 1'} ({trainer.cfg.model.arch}, {size} x {size} px, "
+                f"batch {st.batch_size}, {images:,} images, {trainer.precision}; timed on a few of its steps here), "
+                f"{say(t * st.epochs)} for its {st.epochs} epochs")
+    _warn_crowded(trainer, log, t is not None)
+
+
+def _warn_crowded(trainer, log, timed: bool) -> None:
+    """A warning when other processes leave this CPU run fewer free cores than its torch threads,
+    and (``timed``) the same few steps timed on the threads that fit, for comparison."""
+    from longtail.engine.runtime import crowded_threads
+
+    # (under torchrun the other ranks are this run's own processes)
+    crowded = crowded_threads(torch.get_num_threads()) if trainer.device.type == "cpu" and not trainer.dist.active else None
+    if crowded is None:
+        return
+    fit, why = crowded
+    log(f"warning: {why}")
+    if timed:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(fit)
+        try:
+            t = feature_pass_seconds(trainer) if trainer.cfg.stages[0].cache_features else epoch_seconds(trainer)
+        finally:
+            torch.set_num_threads(threads)
+        log(f"  with engine.threads={fit}: about {say(t)} {'for the pass' if trainer.cfg.stages[0].cache_features else 'an epoch'}, "
+            "timed the same way")
+
+
 def say(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"

@@ -149,7 +149,10 @@ def load_or_compute(trainer, model) -> dict[str, tuple[torch.Tensor, torch.Tenso
         except Exception as e:  # a damaged file: computed again, and replaced
             trainer.log(f"note: features: {path} is unreadable ({type(e).__name__}), computing them again")
     t = time.perf_counter()
-    out = {n: trainer.predict(model, data, "embeddings") for n, data in splits.items()}
+    # on a CPU a pass in batches of 32 runs about twice as fast as in 512s (Lite0 at 96 px, 2
+    # cores: 350 against 151 images/s in fp32): a small batch's activations stay in cache
+    bs = 32 if trainer.device.type == "cpu" else 0
+    out = {n: trainer.predict(model, data, "embeddings", bs) for n, data in splits.items()}
     seconds = time.perf_counter() - t
     if trainer.dist.main:
         buf = io.BytesIO()

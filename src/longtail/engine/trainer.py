@@ -114,7 +114,9 @@ def resolve_stage(i: int, cfg: StageConfig) -> ResolvedStage:
         reinit_head=d.get("reinit_head", False) if cfg.reinit_head is None else cfg.reinit_head,
         # BatchNorm statistics: frozen (running statistics, not updated) by default when only
         # the head trains, as in Kang et al.; H2T's shift_bn is backbone_bn: train
-        backbone_bn=cfg.backbone_bn or d.get("backbone_bn", "frozen" if train == "head" else "train"),
+        # (and when only the backbone's last parts train: a small data set's batches would
+        # replace the statistics the pretrained weights were trained with)
+        backbone_bn=cfg.backbone_bn or d.get("backbone_bn", "train" if train == "all" else "frozen"),
     )
 
 
@@ -271,8 +273,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def predict(self, model: nn.Module, data, what: str = "logits") -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (or pooled embeddings) of every image of ``data``, in order, no augmentation."""
+    def predict(self, model: nn.Module, data, what: str = "logits", batch_size: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (or pooled embeddings) of every image of ``data``, in order, no augmentation, in
+        batches of ``batch_size`` (0: engine.eval_batch_size)."""
         cached = self._cached_features(data)
         if cached is not None:
             return self._predict_features(model, *cached, what)
@@ -282,7 +285,7 @@ class Trainer:
         outs, labels = [], []
         # each rank predicts positions rank, rank + W, ... (no padding: nothing duplicated)
         order = torch.arange(self.dist.rank, len(source), self.dist.world)
-        bs = self.cfg.engine.eval_batch_size
+        bs = batch_size or self.cfg.engine.eval_batch_size
         bar = self._progress(math.ceil(len(order) / bs), what if what == "embeddings" else "evaluate", "batch") if len(order) > 4 * bs else None
         for x, y, _ in source.batches(order, bs):
             if bar is not None:
@@ -368,6 +371,10 @@ class Trainer:
         ctx = self._context(model, rs, steps)
         for p in list(model.backbone.parameters()) + (list(model.neck.parameters()) if model.neck is not None else []):
             p.requires_grad_(rs.train == "all")
+        if rs.train.startswith("last:"):
+            for part in self._last_parts(model, rs):
+                for p in part.parameters():
+                    p.requires_grad_(True)
         for p in model.head.parameters():
             p.requires_grad_(True)
         # 'ce+h2tf': the base method, wrapped by each plug-in; method_args holds the base's
@@ -401,6 +408,18 @@ class Trainer:
             else:
                 opt = torch.optim.AdamW(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **fused)
         return method, opt
+
+    @staticmethod
+    def _last_parts(model, rs: ResolvedStage) -> list[nn.Module]:
+        """``train: last:K``: the backbone's last K parts (its ``tail_groups()`` where it names
+        them, else its top-level modules with parameters, in order) and a neck after them."""
+        b = model.backbone
+        parts = b.tail_groups() if hasattr(b, "tail_groups") else [c for c in b.children() if any(True for _ in c.parameters())]
+        k = int(rs.train.split(":")[1])
+        if k > len(parts):
+            raise LongtailError(f"stage '{rs.name}': train: {rs.train}, but {model.backbone.__class__.__name__} has {len(parts)} parts",
+                                f"use last:1 ... last:{len(parts)}, or train: all")
+        return parts[-k:] + ([model.neck] if model.neck is not None else [])
 
     @staticmethod
     def _param_groups(params: list, method, decay_1d: bool) -> list[dict]:

