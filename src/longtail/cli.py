@@ -45,7 +45,10 @@ def cmd_train(args) -> int:
             raise LongtailError(f"--resume: {out_arg} holds no config.yaml", "pass the folder of a run started by `longtail train`")
     cfg = load_config(config, args.overrides)
     out = Path(out_arg) if out_arg else Path("runs") / cfg.name / time.strftime("%Y%m%d-%H%M%S")
-    trainer = Trainer(cfg, out, resume=bool(args.resume))
+    splits = None
+    if args.budget:
+        cfg, splits = _fit_budget(cfg, args.budget, bool(args.resume))
+    trainer = Trainer(cfg, out, resume=bool(args.resume), splits=splits)
     print(f"run folder: {out}")
     counts = ", ".join(f"{n} {c}" for n, c in zip(trainer.train_set.class_names, trainer.train_set.class_counts()))
     print(f"train: {len(trainer.train_set)} images ({counts}); test: {len(trainer.splits.test)}; device {trainer.device}")
@@ -60,6 +63,20 @@ def cmd_train(args) -> int:
     print(stage_table(metrics))
     print(f"\nrun folder: {out}  (metrics.json, history.csv, per_class.png, confusion.png, reliability.png)")
     return 0
+
+
+def _fit_budget(cfg, minutes: float, resume: bool):
+    """The config fitted to ``--budget`` (longtail.budget), and the data when it had to be read
+    to count it (handed to the run, which then does not read it again)."""
+    from longtail.budget import candidate_sizes, plan
+    from longtail.data.datasets import build_splits
+    from longtail.engine.trainer import check_run
+
+    if resume:
+        raise LongtailError("--budget plans a new run; a resumed run keeps its stored config", "leave out --budget with --resume")
+    check_run(cfg)
+    splits = None if candidate_sizes(cfg) else build_splits(cfg.data)  # the size stands: count the data read once
+    return plan(cfg, minutes, splits=splits), splits
 
 
 def cmd_eval(args) -> int:
@@ -294,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default runs/<name>/<timestamp>)")
     t.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                    help="continue a run from its last checkpoint: --resume RUN (its stored config), or CONFIG --out RUN --resume")
+    t.add_argument("--budget", type=float, default=0.0, metavar="MINUTES",
+                   help="fit the run to this many minutes: input size (pretrained backbones on image files), epochs "
+                        "and which stages run, chosen from costs measured here; it says what it chose")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="evaluate a finished run's model again")
     e.add_argument("run_dir")
