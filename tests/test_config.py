@@ -109,3 +109,14 @@ def test_same_run_ignores_how_a_run_is_carried_out_and_keys_added_since():
     cached = load_config(None, ["data.cache=false", "data.cache_dir=/elsewhere", "engine.tensorboard=true"])
     assert same_run(RunConfig(), cached) == []
     assert same_run(RunConfig(), load_config(None, ["data.resize=40"])) == ["data.resize"]
+
+
+def test_several_typos_are_named_together():
+    from longtail.config import load_config
+    from longtail.errors import LongtailError
+
+    with pytest.raises(LongtailError) as e:
+        load_config(None, ["data.rot=x", "stages.0.epoch=3", "stages.0.optimizer.learning_rate=0.1", "engine.threads=1"])
+    msg = str(e.value)
+    assert "3 unknown keys" in msg and "'data.rot' (did you mean 'root'?)" in msg and "'stages.0.epoch' (did you mean 'epochs'?)" in msg
+    assert "'stages.0.optimizer.learning_rate'" in msg

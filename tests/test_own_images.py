@@ -97,7 +97,23 @@ def test_folder_to_predictions_and_export(tmp_path, capsys):
         assert "centre-crop 16 x 16, RGB (3 channels), float in [0, 1]" in out.out
     else:
         assert rc == 2 and "pip install 'longtail[onnx]'" in out.err
-    assert "centre-crop 16 x 16" in json.loads((tmp_path / "exp" / "classes.json").read_text())["preprocess"]
+    classes = json.loads((tmp_path / "exp" / "classes.json").read_text())
+    assert "centre-crop 16 x 16" in classes["preprocess"] and classes["resize_filter"].startswith("bilinear")
+    assert m["per_class_by_name"] == dict(zip(["dark", "grey", "light"], m["per_class"]))
+    # unreadable images among those to predict: all named at once, or skipped with a row saying why
+    bad = tmp_path / "new"
+    bad.mkdir()
+    (bad / "ok.png").write_bytes((data / "dark" / "1.png").read_bytes())
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "cut.png").write_bytes((data / "dark" / "2.png").read_bytes()[:40])
+    assert main(["predict", str(run), str(bad), "--out", str(tmp_path / "q.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 3 images cannot be read" in err and "empty.png" in err and "cut.png" in err and "--skip-unreadable" in err
+    assert main(["predict", str(run), str(bad), "--out", str(tmp_path / "q.csv"), "--skip-unreadable"]) == 0
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(open(tmp_path / "q.csv"))}
+    assert rows["ok.png"]["class"] in ("dark", "grey", "light") and rows["ok.png"]["error"] == ""
+    assert rows["empty.png"]["class"] == "" and rows["empty.png"]["error"] and rows["cut.png"]["error"]
+    assert "2 unreadable image(s) skipped" in capsys.readouterr().out
 
 
 def test_api_train_returns_the_run(tmp_path):
@@ -238,3 +254,31 @@ def test_api_errors_name_the_apis_arguments(tmp_path):
     with pytest.raises(LongtailError) as e:
         longtail.train(ROOT / "configs/image_folder.yaml", overrides=["data.nope=1"])
     assert "--set" not in str(e.value)
+
+
+def test_a_folder_of_one_class_stops_before_any_work(tmp_path, capsys):
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photos" / "cat" / "0.png")
+    for cmd in ("info", "train"):
+        assert main([cmd, str(ROOT / "configs/image_folder.yaml"), "--set", f"data.root={tmp_path / 'photos'}"]) == 2
+        err = capsys.readouterr().err
+        assert "has one class folder (cat)" in err and "two or more classes" in err
+
+
+def test_a_relative_folder_not_found_shows_the_working_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["info", str(ROOT / "configs/image_folder.yaml"), "--set", "data.root=photos"]) == 2
+    assert f"image folder not found: photos (relative to {tmp_path})" in capsys.readouterr().err
+
+
+def test_a_shipped_config_is_found_from_outside_the_checkout(tmp_path, monkeypatch):
+    from longtail.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    assert load_config("configs/image_folder.yaml").name == "image_folder"
+
+
+def test_a_validation_split_with_classes_under_five_images_is_warned_about(tmp_path, capsys):
+    data = _folder(tmp_path / "photos")
+    assert main(["info", str(ROOT / "configs/image_folder.yaml"), "--set", f"data.root={data}", "--set", "data.val_fraction=0.2"]) == 0
+    assert "fewer than 5 validation images" in capsys.readouterr().out

@@ -121,11 +121,15 @@ class LoadedModel:
         scale, bias = _posthoc_affine(self.cfg, metrics["class_counts"], len(self.class_names))
         self.model = DeployModel(net, inp["mean"], inp["std"], scale, bias).to(self.device).eval()
 
-    def _images(self, images) -> tuple[torch.Tensor, list[str]]:
-        """Paths (files or folders of images), or a uint8 / [0, 1] float tensor N x C x H x W."""
+    def _images(self, images, skip_unreadable: bool = False) -> tuple[torch.Tensor, list[str]]:
+        """Paths (files or folders of images), or a uint8 / [0, 1] float tensor N x C x H x W.
+        Every file is opened first: unreadable ones are named all at once (an error), or, with
+        ``skip_unreadable``, left out and kept in ``self.unreadable`` as (path, why)."""
+        self.unreadable = []
         if isinstance(images, torch.Tensor):
             x = images.float() / 255.0 if not images.is_floating_point() else images.float()
             return x, [str(i) for i in range(len(x))]
+        from longtail.data.datasets import scan_images
         from longtail.data.formats import IMAGE_SUFFIXES
         from longtail.data.images import FileImages
 
@@ -140,12 +144,26 @@ class LoadedModel:
                 raise LongtailError(f"no such image or folder: {p}", "pass image files or folders of images")
         if not paths:
             raise LongtailError("no images to predict", f"image types: {sorted(IMAGE_SUFFIXES)}")
+        bad = scan_images(paths)
+        if bad and not skip_unreadable:
+            shown = "; ".join(f"{p} ({why})" for p, why in bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+            raise LongtailError(f"{len(bad)} of {len(paths)} images cannot be read: {shown}",
+                                "remove or re-save them, or skip them: longtail predict --skip-unreadable (a row each, "
+                                "saying why), predict(..., skip_unreadable=True) in Python")
+        self.unreadable = bad
+        dropped = {p for p, _ in bad}
+        paths = [p for p in paths if str(p) not in dropped]
+        if not paths:
+            raise LongtailError(f"none of the {len(bad)} images can be read", "pass readable image files")
         files = FileImages(paths, self.resize, self.channels)
         return files, [str(p) for p in paths]
 
+    def logits(self, images, batch_size: int = 256, progress: bool = False, skip_unreadable: bool = False) -> torch.Tensor:
+        """The run's evaluation logits of ``images`` (unreadable files left out with ``skip_unreadable``)."""
+        return self._logits(self._images(images, skip_unreadable)[0], batch_size, progress)
+
     @torch.no_grad()
-    def logits(self, images, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        data, _ = self._images(images)
+    def _logits(self, data, batch_size: int, progress: bool) -> torch.Tensor:
         out = []
         from longtail.progress import progress as bar_for
 
@@ -160,21 +178,24 @@ class LoadedModel:
             bar.close()
         return torch.cat(out)
 
-    def predict(self, images, top_k: int = 1, progress: bool = False) -> list[dict]:
-        """One dict per image: path, the predicted class name, its probability and the top k."""
-        _, names = self._images(images)
-        probs = torch.softmax(self.logits(images, progress=progress), 1)
+    def predict(self, images, top_k: int = 1, progress: bool = False, skip_unreadable: bool = False) -> list[dict]:
+        """One dict per image: path, the predicted class name, its probability and the top k;
+        with ``skip_unreadable``, an unreadable file's dict has its ``error`` instead (and class None)."""
+        data, names = self._images(images, skip_unreadable)
+        bad = self.unreadable
+        probs = torch.softmax(self._logits(data, 256, progress), 1)
         k = min(top_k, probs.shape[1])
         p, idx = probs.topk(k, 1)
-        return [{"path": n, "class": self.class_names[int(i[0])], "prob": float(q[0]),
+        rows = [{"path": n, "class": self.class_names[int(i[0])], "prob": float(q[0]),
                  "top": [(self.class_names[int(c)], float(v)) for c, v in zip(i, q)]} for n, q, i in zip(names, p, idx)]
+        return rows + [{"path": path, "class": None, "prob": None, "top": [], "error": why} for path, why in bad]
 
     def preprocessing(self) -> str:
         """What a caller of an exported model does to an image first (normalisation is inside)."""
         resize = f"resize the shorter side to {self.resize} px, " if self.resize != self.size else "resize the shorter side to " \
                  f"{self.size} px, "
         grey = "grey (1 channel)" if self.channels == 1 else "RGB (3 channels)"
-        return f"{resize}centre-crop {self.size} x {self.size}, {grey}, float in [0, 1], N x C x H x W"
+        return f"{resize}bilinear, centre-crop {self.size} x {self.size}, {grey}, float in [0, 1], N x C x H x W"
 
     def export(self, out_dir: str | Path, fmt: str = "torchscript") -> Path:
         """A standalone model (input: N x C x H x W float in [0, 1]) and ``classes.json``."""
@@ -183,7 +204,10 @@ class LoadedModel:
         example = torch.rand(2, self.channels, self.size, self.size, device=self.device)
         (out / "classes.json").write_text(json.dumps({"classes": self.class_names, "input": [self.channels, self.size, self.size],
                                                       "range": "float in [0, 1], N x C x H x W",
-                                                      "preprocess": self.preprocessing()}, indent=1) + "\n")
+                                                      "preprocess": self.preprocessing(),
+                                                      # the filter changes the pixels: another one (Pillow's
+                                                      # default bicubic) moves probabilities by up to 0.04
+                                                      "resize_filter": "bilinear (Pillow Image.BILINEAR)"}, indent=1) + "\n")
         if fmt == "torchscript":
             path = out / "model.torchscript.pt"
             torch.jit.trace(self.model, example).save(str(path))
@@ -200,8 +224,16 @@ class LoadedModel:
             except ImportError as e:
                 raise LongtailError(f"export --format onnx needs the {e.name} package", "pip install 'longtail[onnx]'") from None
             path = out / "model.onnx"
-            torch.onnx.export(self.model, (example,), str(path), input_names=["images"], output_names=["logits"],
-                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+            # the exporter's own warnings and progress lines (deprecations, its translation steps) say
+            # nothing a user can act on; a failure still raises
+            import contextlib
+            import io
+            import warnings
+
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(self.model, (example,), str(path), input_names=["images"], output_names=["logits"],
+                                  dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
         else:
             raise LongtailError(f"unknown export format '{fmt}'", "use torchscript, pt2 or onnx")
         return path

@@ -211,8 +211,9 @@ def plan(cfg: RunConfig, minutes: float, log=print, splits=None) -> RunConfig:
     chosen = next((o for o in options if o[3] <= 0.5 * budget), options[-1])
     size, decode, stages, fixed, full = chosen
     if fixed >= budget:
+        needed = decode + sum(s.fixed_s for s in stages if not s.optional)  # the stages that cannot be left out
         raise LongtailError(f"--budget {minutes:g} min: the fixed work alone (decoding, feature passes, evaluations) takes "
-                            f"about {fixed / 60:.1f} min here at {size} px", f"give at least {math.ceil(fixed / 60 + 0.5)} minutes")
+                            f"about {fixed / 60:.1f} min here at {size} px", f"give at least {math.ceil(needed / 60 + 0.5)} minutes")
     training = sum(s.epochs * s.epoch_s for s in stages)
     share = 1.0 if training <= budget - fixed else (budget - fixed) / training
     epochs = {s.name: s.epochs if not s.epoch_s else int(math.floor(s.epochs * share)) for s in stages}

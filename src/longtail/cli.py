@@ -273,16 +273,26 @@ def cmd_predict(args) -> int:
     from longtail.api import load
 
     model = load(args.run_dir)
-    rows = model.predict(args.images, top_k=args.top_k, progress=True)
+    rows = model.predict(args.images, top_k=args.top_k, progress=True, skip_unreadable=args.skip_unreadable)
     out = Path(args.out)
+    bad = [r for r in rows if r["class"] is None]
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "class", "prob"] + [f"top{i + 1}{s}" for i in range(args.top_k) for s in ("", "_prob")])
+        w.writerow(["path", "class", "prob"] + [f"top{i + 1}{s}" for i in range(args.top_k) for s in ("", "_prob")]
+                   + (["error"] if bad else []))
         for r in rows:
-            w.writerow([r["path"], r["class"], f"{r['prob']:.6f}"] + [x for c, p in r["top"] for x in (c, f"{p:.6f}")])
+            if r["class"] is None:  # an unreadable file: its row says why
+                w.writerow([r["path"], "", ""] + [""] * (2 * args.top_k) + [r["error"]])
+                continue
+            w.writerow([r["path"], r["class"], f"{r['prob']:.6f}"] + [x for c, p in r["top"] for x in (c, f"{p:.6f}")]
+                       + [""] * (2 * (args.top_k - len(r["top"]))) + ([""] if bad else []))
     for r in rows[:5]:
-        print(f"{r['path']}: {r['class']} ({100 * r['prob']:.1f}%)")
-    print(f"{len(rows)} predictions: {out}")
+        if r["class"] is not None:
+            print(f"{r['path']}: {r['class']} ({100 * r['prob']:.1f}%)")
+    if bad:
+        print(f"warning: {len(bad)} unreadable image(s) skipped, each a row with its error: "
+              + "; ".join(f"{r['path']} ({r['error']})" for r in bad[:5]) + (" ..." if len(bad) > 5 else ""))
+    print(f"{len(rows) - len(bad)} predictions: {out}")
     return 0
 
 
@@ -360,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", help="image files or folders of images")
     pr.add_argument("--out", default="predictions.csv")
     pr.add_argument("--top-k", type=int, default=1)
+    pr.add_argument("--skip-unreadable", action="store_true",
+                    help="predict the readable images and give each unreadable one a row with its error (else: every one named, nothing predicted)")
     pr.set_defaults(func=cmd_predict)
     x = sub.add_parser("export", help="a standalone model of a finished run (TorchScript, torch.export's .pt2, or ONNX with the onnx package)")
     x.add_argument("run_dir")

@@ -365,6 +365,31 @@ def from_dict(cls, data, prefix: str = ""):
     return obj
 
 
+def unknown_keys(cls, data, prefix: str = "") -> list[str]:
+    """Every key of ``data`` (a mapping read from YAML) that no field of dataclass ``cls`` or of
+    its sections has, each with a suggestion: a config's typos are named together, not one per run."""
+    if not isinstance(data, dict):
+        return []
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    out = []
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            out.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            continue
+        tp = hints[k]
+        inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)] + ([tp] if dataclasses.is_dataclass(tp) else [])
+        if inner and isinstance(v, dict):
+            out += unknown_keys(inner[0], v, key)
+        elif typing.get_origin(tp) is list and typing.get_args(tp) and dataclasses.is_dataclass(typing.get_args(tp)[0]) \
+                and isinstance(v, list):
+            for i, item in enumerate(v):
+                out += unknown_keys(typing.get_args(tp)[0], item, f"{key}.{i}")
+    return out
+
+
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -447,8 +472,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     data = {}
     if path is not None:
         path = Path(path)
+        shipped = Path(__file__).resolve().parents[2] / path  # the checkout longtail runs from (pip install -e .)
+        if not path.is_file() and not path.is_absolute() and shipped.is_file():
+            path = shipped  # configs/... named from outside the checkout: the shipped config
         if not path.is_file():
-            raise LongtailError(f"config file not found: {path}", "pass the path of a YAML file, e.g. configs/demo.yaml")
+            where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+            raise LongtailError(f"config file not found: {path}{where}", "pass the path of a YAML file, e.g. configs/demo.yaml")
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
@@ -459,7 +488,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     # default stage list need the list materialised first
     if "stages" not in data and any(o.startswith("stages.") for o in overrides or []):
         data["stages"] = [{}]
-    return from_dict(RunConfig, apply_overrides(data, overrides or []))
+    data = apply_overrides(data, overrides or [])
+    unknown = unknown_keys(RunConfig, data)
+    if len(unknown) > 1:  # one alone gets from_dict's message, with the section's valid keys
+        raise LongtailError(f"config: {len(unknown)} unknown keys: {', '.join(unknown)}",
+                            "fix each in the config file or its --set (docs/config.md lists every key)")
+    return from_dict(RunConfig, data)
 
 
 def dump_config(cfg: RunConfig) -> str:

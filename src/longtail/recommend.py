@@ -121,6 +121,8 @@ def recommend(cfg: RunConfig, out: Path, methods: list[str] | None = None, budge
     from longtail.engine.runtime import cpu_threads, crowded_threads
     from longtail.engine.trainer import Trainer, check_run
 
+    if cfg.stages[0].cache_features:  # a pretrained backbone's features: every head-level method, in seconds
+        return recommend_on_features(cfg, out, methods, budget_min, val_fraction, log)
     methods = methods or list(CANDIDATES)
     unknown = [m for m in methods if m not in CANDIDATES]
     if unknown:
@@ -170,7 +172,8 @@ def recommend(cfg: RunConfig, out: Path, methods: list[str] | None = None, budge
                      "test_tail": m["tail"], "epochs": [s.epochs for s in run_cfg.stages],
                      "class_counts": m["class_counts"], "class_names": m["run"]["input"]["class_names"]})
     best = max(rows, key=lambda x: -1 if x["val_balanced"] is None else x["val_balanced"])
-    result = {"best": best["method"], "best_folder": best["folder"], "epochs_stage1": epochs, "rows": rows,
+    result = {"best": best["method"], "best_folder": best["folder"], "epochs_stage1": epochs,
+              "epochs_config": cfg.stages[0].epochs, "rows": rows,
               "config": to_dict(cfg), "date": time.strftime("%Y-%m-%d")}
     (out / "recommend.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / "recommend.md").write_text(table(result) + "\n")
@@ -186,9 +189,41 @@ def table(result: dict) -> str:
         lines.append(f"| `{r['method']}`{mark} | {r['what']} | {r['val_balanced']:.2f} | {r['val_overall']:.2f} | "
                      f"{r['test_balanced']:.2f} | {r['test_overall']:.2f} | {r['test_tail']:.2f} |")
     lines.append(f"\nChosen by balanced accuracy on the validation images (held out of training); the test columns only "
-                 f"report. Every stage 1 trained {result['epochs_stage1']} epochs. The chosen run: {result['best_folder']} "
-                 f"(`longtail predict {result['best_folder']} IMAGES`, `longtail export {result['best_folder']}`).")
+                 "report." + _noise(result))
+    if result.get("on_features"):
+        f = result["final"]
+        lines.append(f"Every candidate trained a head on the frozen backbone's features ({result['epochs_stage1']} epochs; "
+                     f"two-stage ones a second stage after the CE head). The model to use, {result['best_folder']}, is "
+                     f"`{result['best']}` trained again on all {f['train_images']:,} training images (the validation images "
+                     f"included), stages {', '.join(f['stages'])}: test balanced {f['test_balanced']:.2f}, tail "
+                     f"{f['test_tail']:.2f} (`longtail predict {result['best_folder']} IMAGES`, `longtail export "
+                     f"{result['best_folder']}`).")
+    else:
+        cut = result.get("epochs_config", result["epochs_stage1"]) > result["epochs_stage1"]
+        lines.append(f"Every stage 1 trained {result['epochs_stage1']} epochs"
+                     + (f" of the config's {result['epochs_config']} (--budget)" if cut else "") + ". The chosen run, "
+                     f"{result['best_folder']}, trained on the training images less the validation ones"
+                     + (" and for the shortened schedule: it is the comparison's run, not a finished model; train the "
+                        f"chosen method on the full schedule for that" if cut else "")
+                     + f" (`longtail predict {result['best_folder']} IMAGES`, `longtail export {result['best_folder']}`).")
     return "\n".join(lines)
+
+
+def _noise(result: dict) -> str:
+    """How far one validation image moves the choice: one image of the class with the fewest
+    validation images (from the chosen run's split.csv, an image folder's), in balanced points."""
+    import csv
+    from collections import Counter
+
+    split = Path(result["rows"][0]["folder"]) / "split.csv"
+    if not split.is_file():
+        return ""
+    counts = Counter(r["class"] for r in csv.DictReader(open(split)) if r["split"] == "val")
+    if not counts:
+        return ""
+    name, n = min(counts.items(), key=lambda kv: kv[1])
+    return (f" One validation image of the class with the fewest ({name}: {n}) moves balanced accuracy by "
+            f"{100 / (n * len(counts)):.1f} points: candidates closer than that are level, whatever their order.")
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -197,4 +232,126 @@ def _plot(rows: list[dict], path: Path) -> None:
     series = {r["method"]: r["val_per_class"] for r in rows if r["val_per_class"]}
     if series:
         plot_per_class(series, rows[0]["class_counts"], path, title="validation accuracy per class",
-                       class_names=rows[0]["class_names"])
+                       class_names=rows[0]["class_names"], ylabel="validation accuracy (%)")
+
+
+# ------------------------------------------------------------------ on cached features
+# name: (what, stage-1 method, its args, head, a second stage (method, epochs, args) or None).
+# Every one trains on the frozen backbone's features, computed once for all of them: a few
+# settings of each method where it has one that matters (tau, beta, gamma).
+HEAD_CANDIDATES = {
+    "ce": ("cross-entropy", "ce", {}, "linear", None),
+    **{f"logit_adjust_t{t:g}": (f"logit-adjusted loss, tau {t:g}", "logit_adjust", {"tau": t}, "linear", None) for t in (0.5, 1.0, 1.5)},
+    **{f"posthoc_t{t:g}": (f"CE, then post-hoc logit adjustment, tau {t:g}", "ce", {}, "linear",
+                           ("logit_adjust", 0, {"posthoc": True, "tau": t})) for t in (0.5, 1.0, 1.5)},
+    "balanced_softmax": ("Balanced Softmax", "balanced_softmax", {}, "linear", None),
+    **{f"cb_reweight_b{b:g}": (f"class-balanced re-weighting, beta {b:g}", "cb_reweight", {"beta": b}, "linear", None)
+       for b in (0.99, 0.999, 0.9999)},
+    **{f"focal_g{g:g}": (f"focal loss, gamma {g:g}", "focal", {"gamma": g}, "linear", None) for g in (1.0, 2.0)},
+    "ldam_drw": ("LDAM-DRW (cosine head, re-weighting for the last 20 % of epochs)", "ldam_drw", {}, "cosine", None),
+    "cb_resample": ("class-balanced re-sampling", "cb_resample", {}, "linear", None),
+    "sqrt_resample": ("square-root re-sampling", "sqrt_resample", {}, "linear", None),
+    "crt": ("CE, then cRT (a new head on class-balanced batches)", "ce", {}, "linear", ("crt", CLASSIFIER_EPOCHS, {})),
+    "lws": ("CE, then learnable weight scaling", "ce", {}, "linear", ("lws", CLASSIFIER_EPOCHS, {})),
+    "tau_norm": ("CE, then tau-normalisation (tau chosen on the validation images)", "ce", {}, "linear", ("tau_norm", 0, {})),
+    "mislas_cls": ("CE, then MiSLAS's classifier stage (label-aware smoothing, weight scaling)", "ce", {}, "linear",
+                   ("mislas", CLASSIFIER_EPOCHS, {})),
+}
+
+
+def head_candidates(cfg: RunConfig, methods: list[str]) -> list[Candidate]:
+    """The runs of a comparison on cached features: the config's first stage (its schedule and
+    optimiser) with each method; the CE head shared by the two-stage ones."""
+    first = cfg.stages[0]
+    base = replace(cfg, start_stage=0, model=replace(cfg.model, init=""))
+    out = {}
+    for name in methods:
+        what, method, args, head, second = HEAD_CANDIDATES[name]
+        if method == "ldam_drw":
+            args = {"drw_epoch": max(0, math.floor(0.8 * first.epochs))}
+        st1 = replace(first, name="stage1", method=method, method_args=dict(args), sampler="", reinit_head=None, train="head")
+        run = replace(base, model=replace(base.model, head=head), stages=[st1])
+        if second is None:
+            out[name] = Candidate(name, run)
+            continue
+        if "ce" not in out:
+            out["ce"] = Candidate("ce", replace(base, stages=[replace(st1, method="ce", method_args={})]))
+        m2, epochs, args2 = second
+        st2 = replace(first, name="stage2", method=m2, epochs=epochs, method_args=dict(args2), sampler="", reinit_head=None,
+                      train="head")
+        out[name] = Candidate(name, replace(run, stages=[replace(st1, method="ce", method_args={}), st2]), "ce")
+    return list(out.values())
+
+
+def recommend_on_features(cfg: RunConfig, out: Path, methods: list[str] | None, budget_min: float, val_fraction: float,
+                          log) -> dict:
+    """Every head-level method (:data:`HEAD_CANDIDATES`) on the features of the config's frozen
+    backbone (its first stage, ``cache_features``), computed once; ranked by balanced accuracy on
+    validation images held out of training; then the winner trained again on all the training
+    images, followed by the config's later stages (fine-tuning) where the budget allows, in
+    ``OUT/final``: the model to predict with and export."""
+    from longtail.engine.runtime import cpu_threads, crowded_threads
+    from longtail.engine.trainer import Trainer, check_run
+
+    methods = methods or list(HEAD_CANDIDATES)
+    unknown = [m for m in methods if m not in HEAD_CANDIDATES]
+    if unknown:
+        raise LongtailError(f"recommend: unknown candidate(s) {unknown} on features", f"choose from {', '.join(HEAD_CANDIDATES)}")
+    check_run(cfg)
+    crowded = crowded_threads(cpu_threads(cfg.engine))
+    if crowded:
+        log(f"warning: {crowded[1]}")
+    full = cfg
+    if budget_min:
+        from longtail.budget import plan
+
+        # the comparison costs one feature pass and seconds of heads; the final run another pass of
+        # the training images: the plan gets three quarters of the budget
+        full = plan(cfg, 0.75 * budget_min, log)
+    held = _with_validation(full, val_fraction, log)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    runs = head_candidates(held, methods)
+    t0 = time.perf_counter()
+    for i, r in enumerate(runs):
+        folder = out / r.method
+        run_cfg = r.cfg if r.base is None else replace(r.cfg, start_stage=1, model=replace(r.cfg.model, init=str(out / r.base)))
+        if not (folder / "metrics.json").is_file():
+            Trainer(run_cfg, folder, resume=(folder / "checkpoint.pt").exists(), log=log if i == 0 else (lambda m: None)).run()
+        if r.method not in HEAD_CANDIDATES:
+            continue
+        m = json.loads((folder / "metrics.json").read_text())
+        val = m["stages"][-1].get("val") or {}
+        rows.append({"method": r.method, "what": HEAD_CANDIDATES[r.method][0], "folder": str(folder),
+                     "val_balanced": val.get("balanced"), "val_overall": val.get("overall"),
+                     "val_per_class": val.get("per_class"), "test_balanced": m["balanced"], "test_overall": m["overall"],
+                     "test_tail": m["tail"], "epochs": [s.epochs for s in run_cfg.stages],
+                     "class_counts": m["class_counts"], "class_names": m["run"]["input"]["class_names"]})
+    log(f"{len(rows)} candidates on the cached features in {time.perf_counter() - t0:.0f} s")
+    best = max(rows, key=lambda x: -1 if x["val_balanced"] is None else x["val_balanced"])
+    winner = next(r for r in runs if r.method == best["method"]).cfg
+    # what a method chose on the validation images (tau-norm's tau) is kept for the final run,
+    # which has none
+    chosen = json.loads((Path(best["folder"]) / "metrics.json").read_text())["stages"][-1].get("chosen", {})
+    if chosen:
+        last = winner.stages[-1]
+        winner = replace(winner, stages=winner.stages[:-1] + [replace(last, method_args={**last.method_args, **chosen})])
+    # trained again on every training image (the validation hold-out back in), with the
+    # config's later stages (fine-tuning) as the budget left them
+    final_cfg = replace(winner, data=full.data, stages=list(winner.stages) + list(full.stages[1:]))
+    final = out / "final"
+    later = ", then " + ", ".join(f"{s.name} ({s.method}, {s.epochs} epochs, train {s.train or 'all'})"
+                                  for s in full.stages[1:]) if len(full.stages) > 1 else ""
+    log(f"final: {best['method']} trained again on all the training images{later}: {final}")
+    if not (final / "metrics.json").is_file():
+        Trainer(final_cfg, final, resume=(final / "checkpoint.pt").exists(), log=lambda m: None).run()
+    fm = json.loads((final / "metrics.json").read_text())
+    result = {"best": best["method"], "best_folder": str(final), "chosen_on": best["folder"], "epochs_stage1": cfg.stages[0].epochs,
+              "on_features": True, "final": {"stages": [s["stage"] for s in fm["stages"]], "test_balanced": fm["balanced"],
+                                             "test_tail": fm["tail"], "train_images": fm["run"]["train_images"]},
+              "rows": rows, "config": to_dict(cfg), "date": time.strftime("%Y-%m-%d")}
+    (out / "recommend.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "recommend.md").write_text(table(result) + "\n")
+    _plot(rows, out / "per_class_val.png")
+    return result

@@ -134,7 +134,7 @@ def _read_image_folder(cfg, notes: list[str], skipped: list):
     two) to test and ``val_fraction`` to validation, the rest to training."""
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
-        raise LongtailError(f"image folder not found: {root}", "set data.root to a folder with train/<class>/ and "
+        raise LongtailError(f"image folder not found: {formats._shown(root)}", "set data.root to a folder with train/<class>/ and "
                             "test/<class>/ sub-folders, or one sub-folder per class")
     info = DATASETS["image_folder"]
     manifest = None
@@ -425,11 +425,13 @@ def build_splits(cfg) -> Splits:
         keep = keep[~held_val]
         notes.append(f"validation: {int(held_val.sum())} training images held out, {cfg.val_fraction:g} of each class with "
                      f"two or more (data.val_fraction, seed {cfg.split_seed})")
-    tests = test.class_counts()
-    few = [f"{train.class_names[c]} ({n})" for c, n in enumerate(tests) if n < 5]
-    if few:
-        notes.append(f"warning: {len(few)} class(es) have fewer than 5 test images, so their accuracy moves in steps of 20 "
-                     f"points or more: {', '.join(few)}")
+    for name, part in (("test", test), ("validation", val)):
+        if part is None:
+            continue
+        few = [f"{train.class_names[c]} ({n})" for c, n in enumerate(part.class_counts()) if n < 5]
+        if few:
+            notes.append(f"warning: {len(few)} class(es) have fewer than 5 {name} images, so their accuracy moves in steps of "
+                         f"20 points or more: {', '.join(few)}")
     train = train.subset(keep)
     if cfg.image_size and train.in_memory and train.images.shape[-1] != cfg.image_size and cfg.dataset not in ("image_folder",) \
             and not info.list_based:

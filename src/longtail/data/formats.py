@@ -183,14 +183,24 @@ def check_files_exist(paths: list[Path], list_name: str) -> None:
         )
 
 
+def _shown(path: Path) -> str:
+    """A path as an error shows it: a relative one with the working directory it is relative to."""
+    import os
+
+    return str(path) if path.is_absolute() else f"{path} (relative to {os.getcwd()})"
+
+
 def read_image_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
     """``root/<class name>/<image>`` trees (torchvision ImageFolder layout); classes sorted by name."""
     root = Path(root)
     if not root.is_dir():
-        raise LongtailError(f"image folder not found: {root}", "set data.root to a folder with one sub-folder per class")
+        raise LongtailError(f"image folder not found: {_shown(root)}", "set data.root to a folder with one sub-folder per class")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise LongtailError(f"{root} has no class sub-folders", "lay the images out as root/<class>/<image>")
+        raise LongtailError(f"{_shown(root)} has no class sub-folders", "lay the images out as root/<class>/<image>")
+    if len(classes) == 1:  # a classifier of one class learns nothing (its loss is 0 from the start)
+        raise LongtailError(f"{_shown(root)} has one class folder ({classes[0]}): a classifier needs two or more classes",
+                            "put each class's images in a sub-folder of its own: root/<class>/<image>, one folder per class")
     paths, labels = [], []
     for c, name in enumerate(classes):
         files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -38,11 +38,13 @@ def refusal(cfg, rs) -> str | None:
     must need nothing but them."""
     from longtail.methods.base import method_class, split_method
 
-    if rs.train != "head":
+    if rs.cfg.epochs == 0:  # a post-hoc stage trains nothing: only what its method needs matters
+        pass
+    elif rs.train != "head":
         return f"it trains the backbone (train: {rs.train}), so the features change every step"
-    if rs.backbone_bn != "frozen":
+    elif rs.backbone_bn != "frozen":
         return "BatchNorm statistics are updated by every batch (backbone_bn: train), so the features change"
-    if cfg.augment_for(rs.cfg) is not None:
+    elif cfg.augment_for(rs.cfg) is not None:
         return "each epoch's augmented views differ; set augment: false on the stage"
     base, _, plugins = split_method(rs.cfg.method, rs.cfg.method_args)
     for mid in [base] + [p for p, _ in plugins]:

@@ -729,7 +729,8 @@ class Trainer:
                     model.load_state_dict(loaded["model"])
                     self.log(f"{self.out}: every stage is done; rewriting its outputs")
                 else:
-                    self.log(f"resuming {self.out} at stage {self.state.stage + 1}, epoch {self.state.epoch}")
+                    self.log(f"resuming {self.out} in stage {self.state.stage + 1} after epoch {self.state.epoch} "
+                             f"(continuing with epoch {self.state.epoch + 1})")
             else:
                 self.log(f"--resume: no checkpoint in {self.out}, starting from scratch")
         elif cfg.start_stage:
@@ -802,6 +803,8 @@ class Trainer:
             method.finish()
             m = self.evaluate(model, method)
             entry = {"stage": rs.name, "method": rs.cfg.method, "metrics": m}
+            if method.chosen():
+                entry["chosen"] = method.chosen()
             if self.splits.val is not None:
                 entry["val"] = {k: v for k, v in self.evaluate(model, method, "val").items() if k != "confusion_matrix"}
             self.state.stage_metrics.append(entry)
@@ -823,7 +826,7 @@ class Trainer:
             return ckpt.load_latest(folder / CHECKPOINT, log=self.log)["stage_metrics"][: self.cfg.start_stage]
         if (folder / "metrics.json").exists():  # a run kept without its checkpoint (bench keep_bases)
             stages = json.loads((folder / "metrics.json").read_text()).get("stages", [])
-            keep = ("stage", "method", "val")
+            keep = ("stage", "method", "val", "chosen")
             return [{**{k: e[k] for k in keep if k in e}, "metrics": {k: v for k, v in e.items() if k not in keep}}
                     for e in stages[: self.cfg.start_stage]]
         return []
@@ -837,9 +840,11 @@ class Trainer:
         write_atomic(self.out / "model.pt", weights.getvalue())
         out = {k: v for k, v in final.items() if k != "confusion_matrix"}
         out["headline"] = dict(zip(("metric", "value"), headline(final)))  # balanced where the test set is imbalanced
+        # per_class is in class-index order; the same by class name, for a reader without the index
+        out["per_class_by_name"] = dict(zip(self.train_set.class_names, final["per_class"]))
         out["stages"] = [{"stage": e["stage"], "method": e["method"],
                           **{k: v for k, v in e["metrics"].items() if k != "confusion_matrix"},
-                          **({"val": e["val"]} if "val" in e else {})} for e in self.state.stage_metrics]
+                          **{k: e[k] for k in ("val", "chosen") if k in e}} for e in self.state.stage_metrics]
         out["confusion_matrix"] = final["confusion_matrix"]
         out["run"] = {"name": self.cfg.name, "seed": self.cfg.seed, "wall_s": round(self._wall_before + wall_s, 1),
                       "wall_s_this_process": round(wall_s, 1),

@@ -37,7 +37,8 @@ def _legend(fig, ax, n: int):
     fig.set_figwidth(fig.get_figwidth() + 1.6 * (1 + n // 16))
 
 
-def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str = "", class_names=None) -> Path:
+def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str = "", class_names=None,
+                   ylabel: str = "test accuracy (%)") -> Path:
     """Per-class accuracy (y) against training images of the class (x, log scale), one line
     per entry of ``series`` (e.g. each stage, or each method); with ``class_names``, up to 20
     classes of distinct sizes are named on the x axis."""
@@ -54,7 +55,7 @@ def plot_per_class(series: dict[str, list], class_counts, path: Path, title: str
         ax.set_xticks(counts[order], [f"{class_names[c]} ({counts[c]})" for c in order], rotation=90, fontsize=7)
         ax.minorticks_off()
     ax.set_xlabel("training images of the class (log scale, head → tail)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     _legend(fig, ax, len(series))

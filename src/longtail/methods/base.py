@@ -150,6 +150,12 @@ class Method:
     def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
         return logits
 
+    def chosen(self) -> dict:
+        """Parameters the method chose itself during the stage (τ-norm's τ on the validation
+        images), as ``method_args`` that repeat the choice: kept in metrics.json's stage entry,
+        so that the same stage can be trained again without the data it chose on."""
+        return {}
+
     # -- resume ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {}
@@ -288,6 +294,9 @@ class Plugin(Method):
 
     def adjust_logits(self, logits):
         return self.base.adjust_logits(logits)
+
+    def chosen(self):
+        return self.base.chosen()
 
     def state_dict(self):
         return {"base": self.base.state_dict()}

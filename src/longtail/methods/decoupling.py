@@ -84,5 +84,8 @@ class TauNorm(Method):
             if getattr(head, "bias", None) is not None:
                 head.bias.zero_()
 
+    def chosen(self):
+        return {"tau": self.tau, "search": False} if self.args["search"] and self.ctx.has_val else {}
+
     def state_dict(self):
         return {"tau": getattr(self, "tau", None)}
