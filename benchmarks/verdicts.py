@@ -2,8 +2,19 @@
 decided from paired per-seed differences in one or more bench results folders.
 
 For a claim "A beats B on metric m" the pairing unit is the seed (same data, seed and, where
-they share one, stage-1 model): d_s = m(A) − m(B). The rule has a **noise floor** (chosen on
-2026-12-04, before any row of the suite fashion_mnist_lt_pih2t_authors had run):
+they share one, stage-1 model): d_s = m(A) − m(B). The default rule, **paired** (2026-12-06,
+stated in docs/results.md before any row it decides first had run), reads the spread of those
+differences, not of the rows: with sd_d their sample standard deviation over n seeds,
+
+- **holds** / **does not**: every d_s has the claim's sign (or every one the opposite) and the
+  mean clears max(0.5 point, t(n − 1) · sd_d / √n), the one-sided 95 % paired-t bound;
+- **level**: |mean| < 0.5 and every |d_s| < 1.0;
+- **mixed**: anything else; **one seed: no verdict** for a single seed.
+
+(:func:`decide_paired` has the "not below", "≈" and "by ≥ 5" forms.) ``--rule floor`` is the
+previous rule, which used the rows' own seed-to-seed spread, not the differences' (so it ignored
+the pairing) and is kept beside it; ``--rule signs`` the first. The previous rule had a **noise
+floor** (chosen on 2026-12-04, before any row of the suite fashion_mnist_lt_pih2t_authors had run):
 
     floor = max(f, sd_A, sd_B)
 
@@ -20,8 +31,8 @@ accuracies (0 for the geometry metric). Then, for "A above B" (mirrored for "bel
 "Not below" claims (``>=0``) hold when no d_s < −floor and do not when every d_s < 0 with a mean
 below −floor; "≈" claims hold when every |d_s| < max(1, floor); "by ≥ 5" ones when every d_s ≥ 5.
 ``--rule signs`` applies the earlier rule (holds / does not when every seed agrees / disagrees,
-mixed otherwise, no floor), and ``--changes`` lists the claims whose verdict word differs
-between the two rules. A claim whose rows are not in a results folder is "not run". Each claim
+mixed otherwise, no floor), and ``--changes [--against floor|signs|paired]`` lists the claims
+whose verdict word differs between ``--rule`` and the other. A claim whose rows are not in a results folder is "not run". Each claim
 lists the row pairs that stand for it in order of preference (the converged suite's exact H2T
 stage first, the quick tier's stand-ins after), and the first pair present is used.
 
@@ -135,7 +146,9 @@ AUTHORS_CLAIMS = [
     ("PI-H2T adds to GCL", "overall", ">", [("gcl_pih2t", "gcl")]),
     ("PI-H2T adds to RIDE", "overall", ">", [("ride_pih2t", "ride")]),
     ("PIF (authors') alone adds to DR", "overall", ">", [("dr_pif", "dr")]),
-    ("PIF (authors') beats its ratio-0 control within PI-H2T: tail (DR)", "tail", ">", [("dr_pih2t", "dr_pih2t_r0")]),
+    # both arms have the authors' PIF in stage 1 and differ only in the fusion ratio (0.3 or 0)
+    ("after the authors' PIF, the fusion beats its ratio-0 control: tail (DR)", "tail", ">", [("dr_pih2t", "dr_pih2t_r0")]),
+    ("after the authors' PIF, the fusion beats its ratio-0 control: overall (DR)", "overall", ">", [("dr_pih2t", "dr_pih2t_r0")]),
     ("PI-H2T (authors' PIF) adds to CE's classifier stage", "overall", ">", [("ce_pih2t_eq", "ce_cls")]),
     ("PIF (authors') half adds to CE's classifier stage", "overall", ">", [("ce_pif_eq_cls", "ce_cls")]),
 ]
@@ -228,6 +241,59 @@ def decide(diffs: list[float], kind: str, floor: float = 0.0) -> str:
     return "mixed"
 
 
+# one-sided 95 % quantiles of Student's t by degrees of freedom (n seeds: n - 1); 1.645 beyond 30
+T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812,
+       11: 1.796, 12: 1.782, 13: 1.771, 14: 1.761, 15: 1.753, 16: 1.746, 17: 1.740, 18: 1.734, 19: 1.729, 20: 1.725,
+       21: 1.721, 22: 1.717, 23: 1.714, 24: 1.711, 25: 1.708, 26: 1.706, 27: 1.703, 28: 1.701, 29: 1.699, 30: 1.697}
+LEVEL_MEAN, LEVEL_SEED = 0.5, 1.0  # "level": |mean| below 0.5 point and every seed's |difference| below 1
+
+
+def paired_bound(diffs: list[float]) -> float:
+    """The one-sided 95 % paired-t bound t(n − 1) · sd_d / √n, sd_d the sample standard deviation of
+    the per-seed differences: how far from 0 their mean must be to tell a difference from noise."""
+    n = len(diffs)
+    return T95.get(n - 1, 1.645) * statistics.stdev(diffs) / n ** 0.5
+
+
+def decide_paired(diffs: list[float], kind: str, minimum: float = DEFAULT_FIXED_FLOOR) -> tuple[str, float | None]:
+    """The paired rule (2026-12-06; docs/results.md, "How a verdict is decided"), with the margin
+    the mean had to clear, max(``minimum``, :func:`paired_bound`):
+
+    - **holds** / **does not**: every seed's difference has the claim's sign (or every one the
+      opposite sign) and the mean clears the margin;
+    - **level**: |mean| < 0.5 and every seed's |difference| < 1.0;
+    - **mixed**: anything else; one seed: its difference and no verdict.
+
+    "Not below" (``>=0``) holds when the mean's one-sided bound, mean − bound, is above −0.5 (not
+    worse by half a point, at 95 %) and does not when every seed is below and the mean clears the
+    margin below 0; "≈" (``~``) holds when |mean| + bound < 1; "by ≥ 5" applies the rule to d − 5."""
+    if len(diffs) == 1:
+        return "one seed: no verdict", None
+    if kind == ">=5":
+        return decide_paired([d - 5.0 for d in diffs], ">", minimum)
+    mean, bound = sum(diffs) / len(diffs), paired_bound(diffs)
+    margin = max(minimum, bound)
+    if kind == "~":
+        if abs(mean) + bound < LEVEL_SEED:
+            return "holds", bound
+        same = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+        return ("does not" if same and abs(mean) > max(LEVEL_SEED, bound) else "mixed"), bound
+    if kind == ">=0":
+        if all(d < 0 for d in diffs) and mean < -margin:
+            return "does not", margin
+        return ("holds" if mean - bound > -LEVEL_MEAN else "mixed"), bound
+    sign = 1.0 if kind == ">" else -1.0
+    d = [sign * x for x in diffs]
+    m = sign * mean
+    if all(x > 0 for x in d) and m > margin:
+        return "holds", margin
+    if all(x < 0 for x in d) and m < -margin:
+        return "does not", margin
+    if abs(mean) < LEVEL_MEAN and all(abs(x) < LEVEL_SEED for x in d):
+        return "level", margin
+    return "mixed", margin
+
+
 def noise_floor(rows: list[dict], pair: tuple[str, str], metric: str, imbalance: float, seeds) -> float:
     """max(fixed minimum, the two rows' seed-to-seed sample standard deviations over ``seeds``)."""
     sds = []
@@ -239,7 +305,7 @@ def noise_floor(rows: list[dict], pair: tuple[str, str], metric: str, imbalance:
     return max([FIXED_FLOOR.get(metric, DEFAULT_FIXED_FLOOR)] + sds)
 
 
-def verdicts(rows: list[dict], imbalance: float, claims: list = None, rule: str = "floor") -> list[dict]:
+def verdicts(rows: list[dict], imbalance: float, claims: list = None, rule: str = "paired") -> list[dict]:
     have = {r["method"] for r in rows if float(r["imbalance_factor"]) == imbalance}
     out = []
     for claim, metric, kind, pairs in CLAIMS if claims is None else claims:
@@ -248,11 +314,18 @@ def verdicts(rows: list[dict], imbalance: float, claims: list = None, rule: str 
             out.append({"claim": claim, "metric": metric, "pair": None, "diffs": {}, "verdict": "not run"})
             continue
         d = paired(rows, pair[0], pair[1], metric).get(imbalance, {})
-        floor = noise_floor(rows, pair, metric, imbalance, set(d)) if d else None
-        verdict = "not run" if not d else decide(list(d.values()), kind, floor) if rule == "floor" else \
-            decide_signs(list(d.values()), kind)
-        out.append({"claim": claim, "metric": metric, "pair": pair, "diffs": d, "verdict": verdict,
-                    "floor": floor if rule == "floor" else None})
+        floor = None
+        if not d:
+            verdict = "not run"
+        elif rule == "paired":
+            verdict, floor = decide_paired(list(d.values()), kind, FIXED_FLOOR.get(metric, DEFAULT_FIXED_FLOOR))
+        elif rule == "floor":
+            floor = noise_floor(rows, pair, metric, imbalance, set(d))
+            verdict = decide(list(d.values()), kind, floor)
+        else:
+            verdict = decide_signs(list(d.values()), kind)
+        out.append({"claim": claim, "metric": metric, "pair": pair, "diffs": d, "verdict": verdict, "floor": floor,
+                    "rule": rule})
     return out
 
 
@@ -262,7 +335,8 @@ def _cell(v: dict) -> tuple[str, str]:
         return "not run", "—"
     seeds = ", ".join(f"{x:+.1f}" for x in d.values())
     where = f" [{v['source']}]" if v.get("source") else ""
-    floor = f"; floor {v['floor']:.2f}" if v.get("floor") is not None and len(d) > 1 else ""
+    said = "margin" if v.get("rule", "paired") == "paired" else "floor"
+    floor = f"; {said} {v['floor']:.2f}" if v.get("floor") is not None and len(d) > 1 else ""
     word = v["verdict"] if v["verdict"].startswith("one seed") else f"{v['verdict']} ({len(d)})"
     return word, f"{v['pair'][0]} − {v['pair'][1]}: {seeds} (mean {sum(d.values()) / len(d):+.2f}{floor}){where}"
 
@@ -274,7 +348,7 @@ def geometry_rows(path: Path) -> list[dict]:
 
 
 def first_decided(sources: list[tuple[str, list[dict]]], imbalance: float, claims: list = None,
-                  rule: str = "floor") -> list[dict]:
+                  rule: str = "paired") -> list[dict]:
     """Per claim, the verdict from the first source (name, rows) that has its rows (suites are
     not pooled: their method ids mean different runs)."""
     claims = CLAIMS if claims is None else claims
@@ -298,8 +372,11 @@ def main(argv=None) -> None:
     ap.add_argument("--claims", choices=sorted(CLAIM_SETS), default="papers",
                     help="papers: the claims of both papers and the baselines (default); authors: PI-H2T as its authors wrote it; "
                          "released: BNS as released (with the converged suite's folder); capacity: BNS and capacity")
-    ap.add_argument("--rule", choices=("floor", "signs"), default="floor", help="floor: with the noise floor (default); signs: the earlier rule")
-    ap.add_argument("--changes", action="store_true", help="list the claims whose verdict word differs between the two rules")
+    ap.add_argument("--rule", choices=("paired", "floor", "signs"), default="paired",
+                    help="paired: on the per-seed differences (default, 2026-12-06); floor: the rows' own spread (2026-12-04); "
+                         "signs: the first rule")
+    ap.add_argument("--changes", action="store_true", help="list the claims whose verdict word differs between --rule and --against")
+    ap.add_argument("--against", choices=("paired", "floor", "signs"), default="floor", help="the rule --changes compares with")
     a = ap.parse_args(argv)
     claims = CLAIM_SETS[a.claims]
     rows = []
@@ -319,7 +396,7 @@ def main(argv=None) -> None:
         name = g.stem if g.parent.name == "results" else f"{g.parent.name}/{g.stem}"
         sources.append((name, geometry_rows(g)))
     if a.changes:
-        other = "signs" if a.rule == "floor" else "floor"
+        other = a.against
         columns = [("converged", conv, verdicts(rows, a.imbalance, claims, other))]
         if sources:
             columns.append(("5-epoch", first_decided(sources, a.imbalance, claims, a.rule),

@@ -524,11 +524,40 @@ def test_verdicts_follow_the_per_seed_signs():
         return {"method": m, "imbalance_factor": 100.0, "seed": s, "metrics": {"tail": tail, "overall": overall, "head": 60.0}}
 
     rows = [row("dr", s, 30.0) for s in range(3)] + [row("dr_h2t", s, t) for s, t in enumerate((31.0, 29.0, 32.5))]
-    v = {x["claim"]: x for x in verdicts(rows, 100.0)}
+    v = {x["claim"]: x for x in verdicts(rows, 100.0, rule="floor")}
     h = v["H2TF raises tail accuracy (DR -> DR + H2T)"]
     assert h["verdict"] == "mixed" and h["diffs"] == {0: 1.0, 1: -1.0, 2: 2.5} and h["pair"] == ("dr_h2t", "dr")
     assert h["floor"] == pytest.approx(1.7559, abs=1e-4)  # dr_h2t's seed-to-seed sd (dr's is 0; the minimum 0.5)
     assert v["cRT beats CE"]["verdict"] == "not run"
+
+
+def test_the_paired_rule_at_each_boundary():
+    """holds / does not: every seed's sign and the mean beyond max(0.5, t(n-1) sd_d / sqrt(n));
+    level: |mean| < 0.5 and every |d| < 1; mixed otherwise; one seed: no verdict."""
+    script = _benchmark("verdicts")
+    decide = script.decide_paired
+    # t(2) = 2.920: three seeds +1, +2, +3 (sd 1): bound 2.920 / sqrt(3) = 1.686; mean 2 clears it
+    assert script.paired_bound([1.0, 2.0, 3.0]) == pytest.approx(2.920 / 3 ** 0.5)
+    assert decide([1.0, 2.0, 3.0], ">") == ("holds", pytest.approx(1.6859, abs=1e-4))
+    # mean 1.0 with the same sd: the bound 1.686 is not cleared although every seed agrees
+    assert decide([0.01, 1.0, 1.99], ">")[0] == "mixed"
+    # the DR tail row the floor rule called mixed: agreeing seeds, small spread -> the margin is 0.5
+    assert decide([-1.30, -1.00, -1.58], "<") == ("holds", 0.5) and decide([-1.30, -1.00, -1.58], ">")[0] == "does not"
+    # the minimum margin: every seed agrees, but a mean of 0.4 is within 0.5 -> level; 0.5 exactly is
+    # neither above the margin nor below 0.5 -> mixed; 0.6 holds
+    assert decide([0.3, 0.4, 0.5], ">")[0] == "level" and decide([0.4, 0.5, 0.6], ">")[0] == "mixed"
+    assert decide([0.5, 0.6, 0.7], ">")[0] == "holds"
+    # level needs |mean| < 0.5 and every seed within 1: one seed at 1.0 makes it mixed
+    assert decide([-0.3, 0.2, 0.4], ">")[0] == "level" and decide([-1.0, 0.2, 0.4], ">")[0] == "mixed"
+    assert decide([0.66], ">") == ("one seed: no verdict", None)
+    # not below: mean - bound > -0.5; does not: every seed below and the mean beyond the margin
+    assert decide([-0.2, 0.1, 0.0], ">=0")[0] == "holds" and decide([-0.8, 0.6, -0.9], ">=0")[0] == "mixed"
+    assert decide([-1.0, -2.0, -1.5], ">=0")[0] == "does not"
+    # within one point: |mean| + bound < 1
+    assert decide([0.2, -0.1, 0.1], "~")[0] == "holds" and decide([0.9, -0.9, 0.5], "~")[0] == "mixed"
+    assert decide([5.5, 6.0, 6.5], ">=5")[0] == "holds" and decide([4.0, 4.5, 4.2], ">=5")[0] == "does not"
+    # a metric without the 0.5 minimum (the geometry distance): the bound alone
+    assert decide([0.1, 0.2, 0.15], ">", 0.0)[0] == "holds"
 
 
 def test_geometry_claims_read_intra_class_distance(tmp_path):
@@ -538,9 +567,12 @@ def test_geometry_claims_read_intra_class_distance(tmp_path):
     geo = [{"method": m, "seed": s, "intra": x} for m, xs in (("ce", (0.10, 0.12)), ("ce_pif", (0.08, 0.13)),
                                                              ("bns_repr", (0.05, 0.06))) for s, x in enumerate(xs)]
     (tmp_path / "g.json").write_text(json.dumps({"rows": geo}))
-    v = {x["claim"]: x for x in verdicts(geometry_rows(tmp_path / "g.json"), 100.0)}
+    v = {x["claim"]: x for x in verdicts(geometry_rows(tmp_path / "g.json"), 100.0, rule="floor")}
     pif = v["PIF (class-mean, ours) tightens classes (CE)"]  # lower is tighter: seed 0 agrees, seed 1 does not, both within
     assert pif["verdict"] == "level" and pif["diffs"] == pytest.approx({0: -2.0, 1: 1.0})  # ce_pif's sd 3.5
+    # the paired rule reads the differences themselves: -2 and +1 disagree beyond a point
+    v = {x["claim"]: x for x in verdicts(geometry_rows(tmp_path / "g.json"), 100.0)}
+    assert v["PIF (class-mean, ours) tightens classes (CE)"]["verdict"] == "mixed"
     assert v["BNS tightens classes (Thm 4.1): intra-class distance below CE's"]["verdict"] == "holds"
 
 

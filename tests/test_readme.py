@@ -34,8 +34,9 @@ def test_the_own_images_quickstart_runs_as_written(tmp_path, monkeypatch):
     Image.fromarray(np.full((12, 12, 3), 220, np.uint8)).save(tmp_path / "one_more.jpg")
     commands = _block("## Your own images")
     assert [c.split()[1] for c in commands] == ["info", "train", "predict", "export"]
-    tiny = ["--set", "model.arch=resnet8", "--set", "stages.stage1.epochs=1", "--set", "stages.stage2.epochs=1",
-            "--set", "engine.progress=false"]
+    # the pretrained first try at a tiny input size and one fine-tuning epoch (the budget then has room)
+    tiny = ["--set", "data.image_size=32", "--set", "data.resize=36", "--set", "stages.finetune.epochs=1",
+            "--set", "engine.progress=false", "--set", f"data.cache_dir={tmp_path / 'cache'}"]
     for command in commands:
         args = [a.replace("configs/", str(ROOT / "configs") + "/") for a in shlex.split(command)[1:]]
         assert main(args + (tiny if args[0] == "train" else [])) == 0, command
