@@ -154,3 +154,109 @@ def test_pipeline_deploys_the_folded_base_architecture(tiny_root, tmp_path):
     assert main(["eval", str(tmp_path), "--json", str(tmp_path / "again.json")]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert json.loads((tmp_path / "again.json").read_text())["per_class"] == m["per_class"]
+
+
+# ---------------------------------------------------------------- controls of the authors' PIF
+def test_affine_and_scale_controls_fold_exactly_and_reload():
+    from longtail.models.pif import AffinePIF, ScalePIF, effective, init_median_scale
+
+    torch.manual_seed(5)
+    for neck in (AffinePIF(), ScalePIF(0.37)):
+        model = build_model("resnet8", 10, 1, "linear").eval()
+        model.neck = neck
+        if isinstance(neck, AffinePIF):
+            with torch.no_grad():
+                neck.scale.fill_(-0.8)
+                neck.offset.fill_(0.3)
+        x = torch.randn(4, 1, 16, 16)
+        fmap = model.backbone(x)
+        want = (-0.8 * fmap + 0.3) if isinstance(neck, AffinePIF) else 0.37 * fmap
+        assert torch.allclose(model.neck(fmap), want, atol=1e-6)
+        assert torch.allclose(model.folded()(x), model(x), atol=1e-5)
+        plain = build_model("resnet8", 10, 1).eval()
+        plain.load_state_dict(model.state_dict())  # the neck's class is read from its keys
+        assert type(plain.neck) is type(neck) and torch.equal(plain(x), model(x))
+    assert effective(ScalePIF(0.37)) == pytest.approx({"alpha": 0.37, "beta": 0.0, "gamma": 0.0})
+    assert abs(init_median_scale() - 0.10) < 0.01 and float(ScalePIF().value) == pytest.approx(init_median_scale())
+
+
+def test_affine_starts_from_the_equivariant_layers_initial_law():
+    """Its scale and offset are one draw of the equivariant layer's effective (α, γ) at PyTorch's
+    default initialisation: compare the laws over many draws (medians of |α|, sign balance)."""
+    from longtail.models.pif import AffinePIF
+
+    torch.manual_seed(0)
+    eq = [EquivariantPIF().summary() for _ in range(1500)]
+    af = [AffinePIF().summary() for _ in range(1500)]
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    assert med([abs(e["alpha"]) for e in af]) == pytest.approx(med([abs(e["alpha"]) for e in eq]), abs=0.02)
+    assert med([abs(e["gamma"]) for e in af]) == pytest.approx(med([abs(e["gamma"]) for e in eq]), abs=0.05)
+    assert 0.4 < sum(e["alpha"] < 0 for e in af) / len(af) < 0.6 and all(e["beta"] == 0 for e in af)
+
+
+def test_the_neck_is_recorded_in_the_history_each_epoch(tiny_root, tmp_path):
+    cfg = load_config(None, ["data.dataset=mnist", f"data.root={tiny_root}", "data.profile=none", "model.arch=resnet8",
+                             "engine.threads=2", "engine.progress=false", "eval.plots=false",
+                             "stages=[{method: ce+pif, epochs: 2, batch_size: 64, method_args: {pif: {form: affine}}}]"])
+    Trainer(cfg, tmp_path / "run", log=lambda m: None).run()
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert len(rows) == 2 and all(r["neck_alpha"] and r["neck_gamma"] and float(r["neck_beta"]) == 0 for r in rows)
+    assert rows[0]["neck_alpha"] != rows[1]["neck_alpha"]  # it is learned
+
+
+# ---------------------------------------------------------------- the donor pass and H2Tv2
+def _donor_batch(n=4, seed=6):
+    g = torch.Generator().manual_seed(seed)
+    tail, head = torch.randn(n, 1, 8, 8, generator=g), torch.randn(n, 1, 8, 8, generator=g) + 1.0
+    labels = torch.tensor([0, 1, 2, 0][:n])
+    return Batch(tail, labels, torch.arange(n), {"head": Batch(head, torch.zeros(n, dtype=torch.long), torch.arange(n))})
+
+
+@pytest.mark.parametrize("donor_bn", ["train", "eval"])
+def test_donor_bn_eval_leaves_the_running_statistics_as_they_are(donor_bn):
+    torch.manual_seed(7)
+    model = build_model("resnet8", 3, 1).train()
+    ctx = _ctx(model, True)
+    h2tf = H2TF(ctx, make_method("crt", ctx), ratio=0.0, donor_bn=donor_bn)
+    batch = _donor_batch()
+    fmap = model.features(batch.x)  # the labelled batch's own pass (it updates the statistics)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    out = h2tf.transform_features(fmap, batch)
+    after = {k: v for k, v in model.state_dict().items() if "running" in k}
+    same = all(torch.equal(before[k], after[k]) for k in before)
+    assert same == (donor_bn == "eval") and torch.equal(out, fmap)  # ratio 0: nothing swapped either way
+    assert all(m.training for m in model.modules())  # BatchNorm back in training mode
+
+
+def test_convex_fusion_matches_a_hand_computation():
+    from longtail.methods.pih2t import convex_distance, convex_weight
+
+    # p = 0.6 + 0.4 (2 / (1 + d) - 1): d = 0 -> 1, d = 1 -> 0.6, d = 3 -> 0.4
+    assert convex_weight(torch.tensor([0.0, 1.0, 3.0])).tolist() == pytest.approx([1.0, 0.6, 0.4])
+    donor = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    means = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    # mean squared norm of the donors: (1 + 4) / 2 = 2.5; d_0 = 0 / 2.5, d_1 = ||(0,2) - (0,0)||^2 / 2.5 = 1.6
+    d = convex_distance(donor, means, torch.tensor([0, 1]), torch.tensor([True, True]))
+    assert d.tolist() == pytest.approx([0.0, 1.6])
+    assert convex_distance(donor, means, torch.tensor([0, 1]), torch.tensor([True, False])).tolist() == pytest.approx([0.0, 0.0])
+    # through the plug-in: the first step has no class means (p = 1: the tail map as it is), the
+    # second mixes with p from the first step's means
+    torch.manual_seed(8)
+    model = build_model("resnet8", 3, 1).eval()
+    model.training = True  # fuse, with BatchNorm fixed so the donor's map is reproducible
+    ctx = _ctx(model, True)
+    h2tf = H2TF(ctx, make_method("crt", ctx), form="convex")
+    batch = _donor_batch()
+    f_t, f_h = model.features(batch.x), model.features(batch.extra["head"].x)
+    assert torch.allclose(h2tf.transform_features(f_t, batch), f_t)
+    e_t, e_h = model.pool(f_t), model.pool(f_h)
+    means = torch.stack([e_t[batch.y == c].mean(0) for c in range(3)])
+    p = convex_weight(((e_h - means[batch.y]) ** 2).sum(1) / (e_h ** 2).sum(1).mean())
+    want = p[:, None, None, None] * f_t + (1 - p[:, None, None, None]) * f_h
+    assert torch.allclose(h2tf.transform_features(f_t, batch), want, atol=1e-5)
+    fixed = H2TF(ctx, make_method("crt", ctx), form="convex", p=1.0)  # the no-mixing control
+    assert torch.equal(fixed.transform_features(f_t, batch), f_t)
+    with pytest.raises(LongtailError, match="not a fusion form"):
+        H2TF(ctx, make_method("crt", ctx), form="blend")

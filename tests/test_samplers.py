@@ -55,3 +55,29 @@ def test_draw_is_a_pure_function_of_the_generator_and_respects_pool():
     assert len(d) == len(pool) and set(d.tolist()) <= set(pool.tolist())
     d = draw_epoch(labels, "instance", torch.Generator().manual_seed(0), 6, pool=pool)
     assert sorted(d.tolist()) == pool.tolist()
+
+
+def test_class_aware_sampler_follows_its_law():
+    """MiSLAS's / Kang et al.'s class-aware sampler: max n_c x C images an epoch, runs of 4 of one
+    class, the classes in shuffled cycles (every class once per cycle), each class's images in
+    shuffled cycles (no image twice before all of its class were drawn)."""
+    counts = [40, 13, 6, 3, 2]
+    labels = torch.tensor([c for c, n in enumerate(counts) for _ in range(n)])[torch.randperm(sum(counts), generator=torch.Generator().manual_seed(1))]
+    g = torch.Generator().manual_seed(0)
+    order = draw_epoch(labels, "class_aware", g, len(counts))
+    assert len(order) == 40 * 5
+    cls = labels[order].view(-1, 4)
+    assert (cls == cls[:, :1]).all()  # runs of 4
+    visits = cls[:, 0]
+    for k in range(len(visits) // 5):
+        assert sorted(visits[5 * k:5 * k + 5].tolist()) == [0, 1, 2, 3, 4]  # each cycle a permutation of the classes
+    for c, n in enumerate(counts):
+        drawn = order[labels[order] == c]
+        assert len(drawn) == 40  # every class the same share
+        for k in range(len(drawn) // n):  # each of its cycles is a permutation of the class's images
+            assert sorted(drawn[k * n:(k + 1) * n].tolist()) == sorted(torch.nonzero(labels == c).flatten().tolist())
+    again = draw_epoch(labels, "class_aware", torch.Generator().manual_seed(0), len(counts))
+    assert torch.equal(order, again)  # a pure function of the generator
+    pool = torch.nonzero(labels != 0).flatten()
+    sub = draw_epoch(labels, "class_aware", torch.Generator().manual_seed(2), len(counts), pool=pool)
+    assert len(sub) == 13 * 4 and set(sub.tolist()) <= set(pool.tolist())

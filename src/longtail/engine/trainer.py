@@ -537,6 +537,8 @@ class Trainer:
                "grad_norm": gnorm_sum / steps, "images": seen, "seconds": round(dt, 3), "img_s": round(seen / max(dt, 1e-9), 1)}
         if self.scaler.is_enabled():
             row["loss_scale"] = self.scaler.get_scale()
+        if hasattr(model.neck, "summary"):  # a learned neck's state (PIF's effective scale and offset)
+            row.update({f"neck_{k}": round(v, 6) for k, v in model.neck.summary().items()})
         return row
 
     def _gradients(self, step_module, xb, yb, ib, extra, gen, aug, n: int) -> torch.Tensor:

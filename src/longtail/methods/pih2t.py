@@ -32,6 +32,7 @@ deployed model is exactly the base architecture.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -40,9 +41,9 @@ import torch.nn.functional as F
 from longtail.errors import LongtailError
 from longtail.methods.base import Batch, Plugin, register
 from longtail.losses.precision import fp32
-from longtail.models.pif import EquivariantPIF
+from longtail.models.pif import NECKS, ScalePIF
 
-PIF_FORMS = ("class_mean", "equivariant")
+PIF_FORMS = ("class_mean", "equivariant", "affine", "scale")
 
 
 def channels_first(fmap: torch.Tensor) -> torch.Tensor:
@@ -95,30 +96,116 @@ def _check_ratio(plugin: str, ratio) -> None:
                             f"set method_args.{plugin}.ratio (or method_args.pih2t.{plugin}.ratio) to a share of channels, e.g. 0.25")
 
 
+def convex_weight(d: torch.Tensor) -> torch.Tensor:
+    """H2Tv2's weight of the tail feature, ``p = 0.6 + 0.4 (2 / (1 + d) − 1)`` (H2T repository,
+    commit f96309a, ``methods.py`` lines 50-67): 1 at d = 0, falling towards 0.2 as d grows."""
+    return 0.6 + 0.4 * (2.0 / (1.0 + d) - 1.0)
+
+
+def convex_distance(donor_emb: torch.Tensor, class_means: torch.Tensor, labels: torch.Tensor,
+                    seen: torch.Tensor) -> torch.Tensor:
+    """**Our reading** of H2Tv2's undefined ``d`` (the draft never defines it): for tail sample i
+    of class y_i and its donor j (paired by position), the squared distance between the donor's
+    pooled feature and class y_i's running mean pooled feature, over the mean squared norm of the
+    batch's donor features, ``d_i = ||e_j − μ_{y_i}||² / mean_k ||e_k||²`` (scale-free: the same d
+    whatever the feature scale). A donor that already looks like the tail class (d = 0) is not
+    mixed in (p = 1); a far one is mixed in up to p = 0.2. A class with no mean yet gets d = 0."""
+    dist = (donor_emb - class_means[labels]).pow(2).sum(1)
+    scale = donor_emb.pow(2).sum(1).mean().clamp(min=1e-12)
+    return torch.where(seen[labels], dist / scale, torch.zeros_like(dist))
+
+
+@contextlib.contextmanager
+def batchnorm_eval(module: torch.nn.Module):
+    """BatchNorm layers of ``module`` in evaluation mode inside the block (running statistics
+    used, not updated), restored after."""
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in norms:
+        m.train(False)
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train(True)
+
+
 @register
 class H2TF(Plugin):
+    """H2T's head-to-tail fusion (module docstring). ``form: swap`` (the default; H2T's ``H2T``)
+    replaces a ``ratio`` share of channels of each tail feature map with the donor's; ``form:
+    convex`` (H2T's draft ``H2Tv2``) mixes all channels, ``p · F_t + (1 − p) · F_h``, with ``p``
+    per sample from :func:`convex_weight` of :func:`convex_distance` (our reading of its ``d``),
+    or a fixed ``p`` (``p: 1`` is its no-mixing control). ``donor_bn: eval`` passes the donor
+    batch with BatchNorm in evaluation mode (the statistics untouched), a control of ours for
+    what the donor pass does through BatchNorm."""
+
     id = "h2tf"
     batch_coupled = "H2TF draws one channel subset per micro-batch"
-    params = {"ratio": 0.25, "head_sampler": "instance"}
+    params = {"ratio": 0.25, "head_sampler": "instance", "form": "swap", "p": -1.0, "donor_bn": "train"}
     extra_samplers = {"head": "instance"}
 
     def __init__(self, ctx, base, **args):
         super().__init__(ctx, base, **args)
         _check_ratio(self.id, self.args["ratio"])
+        a = self.args
+        if a["form"] not in ("swap", "convex"):
+            raise LongtailError(f"h2tf: form {a['form']!r} is not a fusion form",
+                                "set method_args.h2tf.form to 'swap' (H2T's channel swap) or 'convex' (its draft H2Tv2)")
+        if a["donor_bn"] not in ("train", "eval"):
+            raise LongtailError(f"h2tf: donor_bn {a['donor_bn']!r} is not 'train' or 'eval'",
+                                "set method_args.h2tf.donor_bn to 'train' (as H2T) or 'eval' (statistics untouched)")
+        if a["p"] != -1.0 and not 0 <= a["p"] <= 1:
+            raise LongtailError(f"h2tf: p {a['p']} is outside [0, 1]", "set method_args.h2tf.p in [0, 1], or -1 for p from d")
         self.extra_samplers = {**self.extra_samplers, "head": self.args["head_sampler"]}
+        self.class_sums = torch.zeros(ctx.num_classes, 0)  # the convex form's running class means
+        self.class_counts = torch.zeros(ctx.num_classes)
 
     def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
         fmap = super().transform_features(fmap, batch)
         if not self.ctx.model.training:
             return fmap
         head = batch.extra["head"]
-        with torch.set_grad_enabled(not self.ctx.frozen_backbone and torch.is_grad_enabled()):
-            f_head = channels_first(self.ctx.model.features(head.x))
+        with torch.set_grad_enabled(not self.ctx.frozen_backbone and torch.is_grad_enabled()), \
+                batchnorm_eval(self.ctx.model) if self.args["donor_bn"] == "eval" else contextlib.nullcontext():
+            f_head = self.ctx.model.features(head.x)
+        if self.args["form"] == "convex":
+            return self._convex(fmap, f_head, batch.y)
+        f_head = channels_first(f_head)
         f = channels_first(fmap)
         if f.ndim == 5:  # experts: each its own channel subset
             return torch.stack([head_to_tail_fuse(f[:, i], f_head[:, i], random_channels(f[:, i], self.args["ratio"]))
                                 for i in range(f.shape[1])], dim=1)
         return channels_first(head_to_tail_fuse(f, f_head, random_channels(f, self.args["ratio"])))
+
+    def _convex(self, fmap, f_head, labels):
+        """``p_i F_t,i + (1 − p_i) F_h,i`` over every channel; the class means take the tail
+        batch's pooled features (detached) after p is computed."""
+        model = self.ctx.model
+        f_head = f_head[: fmap.shape[0]]
+        with torch.no_grad():
+            tail_emb = model.pool(fmap).flatten(1).float()
+            donor_emb = model.pool(f_head).flatten(1).float()
+            if self.class_sums.shape[1] != tail_emb.shape[1]:  # the first step: the embedding's width
+                self.class_sums = torch.zeros(self.ctx.num_classes, tail_emb.shape[1])
+            self.class_sums = self.class_sums.to(tail_emb.device)
+            self.class_counts = self.class_counts.to(tail_emb.device)
+            if self.args["p"] >= 0:
+                p = torch.full((fmap.shape[0],), float(self.args["p"]), device=fmap.device)
+            else:
+                means = self.class_sums / self.class_counts.clamp(min=1)[:, None]
+                p = convex_weight(convex_distance(donor_emb, means, labels, self.class_counts > 0))
+            self.class_sums.index_add_(0, labels, tail_emb)
+            self.class_counts.index_add_(0, labels, torch.ones_like(labels, dtype=self.class_counts.dtype))
+        p = p.to(fmap.dtype).view(-1, *([1] * (fmap.ndim - 1)))
+        return p * fmap + (1 - p) * f_head
+
+    def state_dict(self):
+        return {**super().state_dict(), "class_sums": self.class_sums.cpu(), "class_counts": self.class_counts.cpu()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        if "class_sums" in state:
+            self.class_sums, self.class_counts = state["class_sums"], state["class_counts"]
 
 
 @register
@@ -128,7 +215,8 @@ class PIF(Plugin):
 
     id = "pif"
     batch_coupled = "PIF fuses with class means of the micro-batch"
-    params = {"ratio": 0.25, "form": "class_mean"}
+    # value: form scale's fixed scale (0: the median |alpha| of the equivariant layer's initialisation)
+    params = {"ratio": 0.25, "form": "class_mean", "value": 0.0}
 
     def __init__(self, ctx, base, **args):
         super().__init__(ctx, base, **args)
@@ -136,25 +224,30 @@ class PIF(Plugin):
         form = self.args["form"]
         if form not in PIF_FORMS:
             raise LongtailError(f"pif: form {form!r} is not a PIF form",
-                                "set method_args.pif.form to 'equivariant' (the authors' layer) or 'class_mean' (our earlier reading)")
-        if form == "equivariant":
+                                "set method_args.pif.form to 'equivariant' (the authors' layer), 'class_mean' (our earlier "
+                                "reading), or a control of the authors' layer: 'affine' (a learned scalar scale and offset), "
+                                "'scale' (a fixed scale, method_args.pif.value)")
+        if form in NECKS:
             if ctx.frozen_backbone:
-                raise LongtailError("pif (equivariant) learns with the backbone, and this stage freezes it",
+                raise LongtailError(f"pif ({form}) learns with the backbone, and this stage freezes it",
                                     "use +pif in a stage with train: all; a classifier stage keeps the trained layer by itself")
             self.batch_coupled = base.batch_coupled  # one image at a time: nothing shared in the batch
 
     def prepare(self):
         super().prepare()
         model = self.ctx.model
-        if self.args["form"] == "equivariant" and model.neck is None:
-            model.neck = EquivariantPIF().to(self.ctx.device)
-            self.ctx.log("pif: the authors' equivariant layer is part of the model from this stage on "
-                         "(25 parameters; folded into a linear head for predict / export)")
+        form = self.args["form"]
+        if form in NECKS and model.neck is None:
+            model.neck = (ScalePIF(self.args["value"]) if form == "scale" else NECKS[form]()).to(self.ctx.device)
+            what = {"equivariant": "the authors' equivariant layer (25 parameters)",
+                    "affine": "a learned scalar scale and offset (form affine, a control of ours)",
+                    "scale": "a fixed scale (form scale, a control of ours)"}[form]
+            self.ctx.log(f"pif: {what} is part of the model from this stage on (folded into a linear head for predict / export)")
 
     def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
         fmap = super().transform_features(fmap, batch)
-        if not self.ctx.model.training or self.args["form"] == "equivariant":
-            return fmap  # the equivariant layer runs inside model.features
+        if not self.ctx.model.training or self.args["form"] in NECKS:
+            return fmap  # the layer runs inside model.features
         f = channels_first(fmap)
         if f.ndim == 5:  # experts' maps: their channels side by side
             b, e, c = f.shape[:3]

@@ -11,7 +11,7 @@ from longtail.errors import LongtailError
 from longtail.models import efficientnet_lite
 from longtail.models.efficientnet_lite import efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
 from longtail.models.heads import CosineHead, ExpertHeads, LinearHead, LWSHead, make_head, tau_normalize
-from longtail.models.pif import EquivariantPIF, fold_into_linear
+from longtail.models.pif import EquivariantPIF, fold_into_linear, neck_from_state
 from longtail.models.resnet_cifar import resnet8, resnet18_cifar, resnet20, resnet32, resnet34_cifar, ride_resnet8, ride_resnet32
 from longtail.models.resnet_imagenet import resnet50, resnext50
 from longtail.models.vit import vit_tiny
@@ -178,7 +178,7 @@ class Classifier(nn.Module):
         classifier stage, a resume, ``predict`` and ``export`` load them into the base model."""
         if self.neck is None and any(k.startswith("neck.") for k in state_dict):
             ref = next(self.backbone.parameters())
-            self.neck = EquivariantPIF().to(ref.device)
+            self.neck = neck_from_state(state_dict).to(ref.device)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def foldable(self) -> bool:
@@ -186,7 +186,7 @@ class Classifier(nn.Module):
         a ViT's class token after a norm) and linear heads (a cosine head normalises the
         transformed embedding, which no change of its weights reproduces)."""
         heads = self.head.heads if isinstance(self.head, ExpertHeads) else [self.head]
-        return (self.neck is None or (isinstance(self.neck, EquivariantPIF) and not hasattr(self.backbone, "pool")
+        return (self.neck is None or (hasattr(self.neck, "coefficients") and not hasattr(self.backbone, "pool")
                                       and all(isinstance(h, nn.Linear) for h in heads)))
 
     def folded(self) -> "Classifier":

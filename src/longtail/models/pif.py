@@ -28,6 +28,10 @@ dimensions, ``m`` the mean over them for each token); multi-expert maps ``B × E
 
 Since average pooling and a linear head follow, the layer folds exactly into the head
 (:func:`fold_into_linear`): the deployed model is the base architecture.
+
+Two controls of ours fold the same way (every neck here has ``coefficients() -> (a, b, γ)``):
+:class:`AffinePIF`, a learned scalar scale and offset (the equivariant layer without its
+channel-mean term), and :class:`ScalePIF`, a fixed scale.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class EquivariantPIF(nn.Module):
             w, c = (wk, bk) if w is None else (wk @ w, wk @ c + bk)
         return w[0, 0], w[0, 1], c[0]
 
+    def summary(self) -> dict[str, float]:
+        """The effective α, β, γ of ``y = α x + β m + γ`` (a run's history records them each epoch)."""
+        return effective(self)
+
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         a, b, g = self.coefficients()
         a, b, g = (t.to(fmap.dtype) for t in (a, b, g))
@@ -62,8 +70,95 @@ class EquivariantPIF(nn.Module):
         return a * fmap + b * (fmap - m) + g
 
 
+def _default_init_coefficients(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The effective scale α = a + b and offset γ of ``n`` freshly initialised
+    :class:`EquivariantPIF` layers: PyTorch's default Conv1d initialisation draws every weight
+    and bias from U(−1/√fan_in, 1/√fan_in), fan_in = 2, 4, 2 for the three layers."""
+    def u(bound, *shape):
+        return (torch.rand(n, *shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+
+    w, c = None, None
+    for cin, cout in ((2, 4), (4, 2), (2, 1)):
+        bound = cin ** -0.5
+        wk, bk = u(bound, cout, cin), u(bound, cout)
+        w, c = (wk, bk) if w is None else (wk @ w, (wk @ c[..., None])[..., 0] + bk)
+    return w[:, 0, 0] + w[:, 0, 1], c[:, 0]
+
+
+def init_median_scale(n: int = 200_000) -> float:
+    """The median of |α| over the equivariant layer's default initialisation (Monte Carlo with a
+    fixed generator: 0.10 to two digits); ``pif: {form: scale}``'s default fixed scale."""
+    alpha, _ = _default_init_coefficients(n, torch.Generator().manual_seed(0))
+    return float(alpha.abs().median())
+
+
+class AffinePIF(nn.Module):
+    """``pif: {form: affine}``, a control for the authors' layer (issue: is PIF's gain a learned
+    feature scale?): one learnable scalar scale s and offset t on the whole map, y = s x + t,
+    without the channel mean. Initialised from the same distribution as the equivariant layer's
+    effective scale α and offset γ (one draw of its default initialisation, from torch's global
+    generator, which the engine seeds), so the two start alike and differ only in the mean term."""
+
+    kind = "pif_affine"
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,))))
+        alpha, gamma = _default_init_coefficients(1, g)
+        self.scale = nn.Parameter(alpha.float().reshape(()))
+        self.offset = nn.Parameter(gamma.float().reshape(()))
+
+    def coefficients(self):
+        """As :meth:`EquivariantPIF.coefficients`: a = s, b = 0, γ = t."""
+        return self.scale, torch.zeros_like(self.scale), self.offset
+
+    def summary(self) -> dict[str, float]:
+        return effective(self)
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.scale.to(fmap.dtype) * fmap + self.offset.to(fmap.dtype)
+
+
+class ScalePIF(nn.Module):
+    """``pif: {form: scale, value: S}``: a fixed (untrained) scale y = S x, by default the
+    median |α| of the equivariant layer's initialisation (:func:`init_median_scale`): what a
+    constant shrinking of the last map alone does."""
+
+    kind = "pif_scale"
+
+    def __init__(self, value: float = 0.0):
+        super().__init__()
+        self.register_buffer("value", torch.tensor(float(value) or init_median_scale()))
+
+    def coefficients(self):
+        return self.value, torch.zeros_like(self.value), torch.zeros_like(self.value)
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.value.to(fmap.dtype) * fmap
+
+
+NECKS = {"equivariant": EquivariantPIF, "affine": AffinePIF, "scale": ScalePIF}
+
+
 @torch.no_grad()
-def fold_into_linear(pif: EquivariantPIF, weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def effective(neck: nn.Module) -> dict[str, float]:
+    """α = a + b, β = −b and γ of a neck's ``y = a x + b (x − m) + γ`` = ``α x + β m + γ``."""
+    a, b, g = (float(t) for t in neck.coefficients())
+    return {"alpha": a + b, "beta": -b, "gamma": g}
+
+
+def neck_from_state(state: dict) -> nn.Module:
+    """The neck a state dict's ``neck.*`` keys were saved from."""
+    keys = {k[len("neck."):] for k in state if k.startswith("neck.")}
+    if "value" in keys:
+        return ScalePIF(float(state["neck.value"]))
+    if "scale" in keys:
+        return AffinePIF()
+    return EquivariantPIF()
+
+
+@torch.no_grad()
+def fold_into_linear(pif: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """A linear head ``z = W e + b`` after pooling the transformed map equals ``z = W' e + b'`` on
     the pooled untransformed map ``e`` (``C`` channels), since pooling is linear and the channel
     mean of the pooled map is the pooled channel mean::
