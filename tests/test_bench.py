@@ -714,3 +714,56 @@ def test_a_crowded_machine_is_named_before_the_grid_starts(tmp_path, monkeypatch
     msgs = []
     run_suite(suite, tmp_path / "runs", tmp_path / "results", log=msgs.append)
     assert asked == [2] and msgs[1] == "warning: one core is free" and msgs[2].startswith("[1/1] ce")
+
+
+def test_a_failed_row_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
+    """One method's loss turns non-finite: its rows are recorded as failed (error, stage, epoch,
+    last good checkpoint), a row reusing it is skipped with the reason, every other row runs, the
+    exit status counts the failures, and --resume leaves them unless --retry-failed."""
+    from longtail.cli import main
+    from longtail.methods.baselines import Focal
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite_file = _write(tmp_path, root)
+    suite = yaml.safe_load(suite_file.read_text())
+    focal = yaml.safe_load((tmp_path / "ce.yaml").read_text())
+    focal["stages"][0] = {**focal["stages"][0], "method": "focal", "epochs": 2}
+    (tmp_path / "focal.yaml").write_text(yaml.safe_dump(focal))
+    focal_crt = {**focal, "stages": [focal["stages"][0], {"method": "crt", "epochs": 1, "batch_size": 32}]}
+    (tmp_path / "focal_crt.yaml").write_text(yaml.safe_dump(focal_crt))
+    suite["seeds"] = [0]
+    suite["methods"].update({"focal": str(tmp_path / "focal.yaml"),
+                             "focal_crt": {"config": str(tmp_path / "focal_crt.yaml"), "reuse": "focal"}})
+    suite_file.write_text(yaml.safe_dump(suite))
+    real, real_start = Focal.loss, Focal.on_epoch_start
+
+    def start(self, epoch):
+        self.epoch = epoch
+        real_start(self, epoch)
+
+    def diverge(self, logits, batch):  # the second epoch turns non-finite
+        loss = real(self, logits, batch)
+        return loss * float("nan") if self.ctx.model.training and getattr(self, "epoch", 0) >= 1 else loss
+
+    monkeypatch.setattr(Focal, "on_epoch_start", start)
+    monkeypatch.setattr(Focal, "loss", diverge)
+    args = ["bench", str(suite_file), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    assert main(args) == 1  # one run failed
+    out = capsys.readouterr().out
+    assert "FAILED: loss is nan at stage 'stage1' (focal), epoch 2" in out
+    assert "skipped: it starts from focal seed 0, which failed" in out
+    res = tmp_path / "res" / "tiny"
+    rows = {r["method"]: r for r in json.loads((res / "results.json").read_text())["runs"]}
+    assert set(rows) == {"ce", "crt", "focal"} and rows["ce"]["metrics"]["overall"] > 0 and rows["crt"]["metrics"]["overall"] > 0
+    f = rows["focal"]["failed"]
+    assert (f["stage"], f["epoch"]) == ("stage1", 2) and f["checkpoint"].endswith("checkpoint.pt") and rows["focal"]["metrics"] == {}
+    md = (res / "results.md").read_text()
+    assert "## Failed runs" in md and "| focal | 10 | 0 | stage1 | 2 | loss is nan" in md
+    # resumed: the failed run is left as it is, and said so
+    assert main(args + ["--resume"]) == 1
+    assert "1 run(s) failed earlier and are left as they are" in capsys.readouterr().out
+    # after the fix, --retry-failed continues it from its last good checkpoint (epoch 1)
+    monkeypatch.setattr(Focal, "loss", real)
+    assert main(args + ["--resume", "--retry-failed"]) == 0
+    rows = {r["method"]: r for r in json.loads((res / "results.json").read_text())["runs"]}
+    assert set(rows) == {"ce", "crt", "focal", "focal_crt"} and not any(r.get("failed") for r in rows.values())

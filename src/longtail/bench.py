@@ -288,11 +288,18 @@ def results_dir(meta: dict, results_root: Path | None = None) -> Path:
 
 
 def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | None = None,
-              extra_set: list[str] | None = None, log=print, tier: str | None = None, resume: bool = False) -> Path:
+              extra_set: list[str] | None = None, log=print, tier: str | None = None, resume: bool = False,
+              retry_failed: bool = False) -> Path:
     """Train every run of the suite not yet finished and write the results files.
 
     ``resume=False`` (the command line without ``--resume``) refuses to start when any run of
-    the grid is already finished or begun, so results are never mixed up by accident."""
+    the grid is already finished or begun, so results are never mixed up by accident.
+
+    A run that fails (a non-finite loss, any error) does not stop the grid: it is recorded as
+    failed (``FAILED`` in its folder, a row with its error, stage, epoch and last good
+    checkpoint in results.json / results.md), the runs that reuse it are skipped with the reason,
+    and the rest run; ``failed_runs(out)`` counts them. A resumed grid leaves failed runs as
+    they are unless ``retry_failed``, which continues each from its last checkpoint."""
     from longtail.engine.trainer import Trainer
 
     meta, runs = load_suite(path, runs_root, extra_set, tier)
@@ -306,7 +313,20 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     for r in runs:
         if r.key in kept:
             _restore_base(r, kept[r.key])
-    todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and r.key not in recorded]
+    failed = {r.key: json.loads((r.run_dir / FAILED).read_text()) for r in runs
+              if (r.run_dir / FAILED).exists() and not (r.run_dir / "metrics.json").exists()}
+    failed.update({k: x["failed"] for k, x in recorded.items() if x.get("failed") and k not in failed})
+    if retry_failed and failed:
+        log(f"--retry-failed: {len(failed)} failed run(s) continue from their last checkpoint")
+        for r in runs:
+            (r.run_dir / FAILED).unlink(missing_ok=True)
+            if r.key in recorded and recorded[r.key].get("failed"):
+                del recorded[r.key]
+        failed = {}
+    todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and r.key not in recorded and r.key not in failed]
+    if failed:
+        log(f"{len(failed)} run(s) failed earlier and are left as they are (--retry-failed continues them): "
+            + ", ".join(f"{m} seed {sd}" for m, _, sd in failed))
     # a base that is not reported (report: false) exists only to be reused: once every run that
     # reuses it is finished or recorded (a fresh checkout of a finished part), it is not trained
     while True:
@@ -323,7 +343,8 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         for i, r in enumerate(runs):
             first.setdefault(r.imbalance, i)
         todo.sort(key=lambda r: (first[r.imbalance], meta["seeds"].index(r.seed)))
-    begun = [r for r in runs if (r.run_dir / "metrics.json").exists() or r.key in recorded or (r.run_dir / "checkpoint.pt").exists()]
+    begun = [r for r in runs if (r.run_dir / "metrics.json").exists() or r.key in recorded or (r.run_dir / "checkpoint.pt").exists()
+             or r.key in failed]
     if begun and not resume:
         raise LongtailError(f"{len(begun)} of the {len(runs)} runs of suite '{meta['suite']}'{_tier_words(meta)} are already "
                             f"finished or begun (in {begun[0].run_dir.parent.parent} or recorded in {out / 'results.json'})",
@@ -333,7 +354,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     # gone (a fresh checkout) is trained again first: the same weights on the same CPU model and
     # torch build, not across CPUs (README, Fault tolerance)
     missing = {(r.reuse, r.imbalance, r.seed) for r in todo if r.reuse and not (Path(r.cfg.model.init) / "model.pt").exists()}
-    bases = [r for r in runs if (r.method, r.imbalance, r.seed) in missing and r not in todo]
+    bases = [r for r in runs if (r.method, r.imbalance, r.seed) in missing and r not in todo and r.key not in failed]
     log(f"suite {meta['suite']}{_tier_words(meta)}: {len(runs)} runs, {len(runs) - len(todo) - unneeded} already finished"
         + (f", {unneeded} unreported base run(s) not needed (every run reusing them is finished)" if unneeded else "")
         + (f"; re-training {len(bases)} recorded base run(s) whose weights are reused" if bases else ""))
@@ -355,6 +376,10 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         eta = _eta(todo[i:], known)
         where = f" IF {r.imbalance:g}" if r.imbalance is not None else ""
         log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{eta}")
+        base = next((b.key for b in runs if r.reuse and (b.method, b.imbalance, b.seed) == (r.reuse, r.imbalance, r.seed)), None)
+        if base in failed:
+            log(f"  skipped: it starts from {r.reuse} seed {r.seed}, which failed")
+            continue
         if r.unapplied:
             log(f"  note: {len(r.unapplied)} suite-wide override(s) name a stage {r.method}'s config does not have "
                 f"(its stages: {', '.join(s.name or '?' for s in r.cfg.stages)}) and do not apply: {', '.join(r.unapplied)}")
@@ -370,6 +395,14 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
                 _keep_base(r, kept[r.key], unfinished=True)
                 log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
             raise
+        except Exception as e:  # one failed row does not stop the grid
+            failed[r.key] = _record_failure(r, e)
+            log(f"  FAILED: {failed[r.key]['error']}" + (f" (last good checkpoint {failed[r.key]['checkpoint']})"
+                                                       if failed[r.key]["checkpoint"] else ""))
+            if r.key in kept and (r.run_dir / "checkpoint.pt").exists():
+                _keep_base(r, kept[r.key], unfinished=True)
+            write_results(meta, runs, out, recorded)
+            continue
         wall = time.perf_counter() - t
         if resume_run:  # and the time earlier processes spent on it, as far as its checkpoint knew
             ran = json.loads((r.run_dir / "metrics.json").read_text())["run"]
@@ -380,10 +413,37 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
             _keep_base(r, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
     rows = write_results(meta, runs, out, recorded)
-    if rows:
-        write_plots(rows, out)  # once at the end: a plot per IF costs seconds
+    done = [x for x in rows if not x.get("failed")]
+    if done:
+        write_plots(done, out)  # once at the end: a plot per IF costs seconds
     log(f"results: {out / 'results.json'}, {out / 'results.md'}, plots in {out}")
+    if failed:
+        log(f"{len(failed)} run(s) failed: " + "; ".join(f"{m} seed {sd}: {x['error']}" for (m, _, sd), x in failed.items())
+            + " (see results.md; `--resume --retry-failed` continues them from their last checkpoint after a fix)")
     return out
+
+
+FAILED = "FAILED"  # a run folder's record of a failed run (JSON: error, fix, stage, epoch, checkpoint)
+
+
+def _record_failure(r: SuiteRun, e: Exception) -> dict:
+    """What failed, where, and from where it can continue; written to the run folder."""
+    import re
+
+    text = str(e.problem if isinstance(e, LongtailError) else f"{type(e).__name__}: {e}").strip().splitlines()[0]
+    where = re.search(r"stage '([^']+)'.*?epoch (\d+)", text)
+    ckpt = r.run_dir / "checkpoint.pt"
+    info = {"error": text, "fix": getattr(e, "fix", ""), "stage": where.group(1) if where else None,
+            "epoch": int(where.group(2)) if where else None, "checkpoint": str(ckpt) if ckpt.exists() else None}
+    r.run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(r.run_dir / FAILED, json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def failed_runs(out: Path) -> int:
+    """How many rows of a results folder's results.json are failed runs."""
+    f = Path(out) / "results.json"
+    return sum(1 for x in json.loads(f.read_text()).get("runs", []) if x.get("failed")) if f.exists() else 0
 
 
 def _reused(runs: list[SuiteRun]) -> set[tuple]:
@@ -534,6 +594,12 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
         if not r.report:
             continue
         mfile = r.run_dir / "metrics.json"
+        if not mfile.exists() and (r.run_dir / FAILED).exists():  # a failed run: its row says why, no metrics
+            rows.append({"method": r.method, "dataset": _dataset_name(r.cfg.data), "imbalance_factor": r.cfg.data.imbalance_factor,
+                         "seed": r.seed, "epochs": [s.epochs for s in r.cfg.stages], "tier": meta["tier"], "metrics": {},
+                         "failed": json.loads((r.run_dir / FAILED).read_text()), "reuses": r.reuse,
+                         "command": meta["command"], "config": to_dict(r.cfg)})
+            continue
         if not mfile.exists():
             if recorded and r.key in recorded:
                 rows.append(recorded[r.key])
@@ -561,7 +627,14 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
         })
     # a grid stopped (Ctrl-C, kill) while writing keeps the last whole file
     write_atomic(out / "results.json", json.dumps({"suite": meta["suite"], "runs": rows}, indent=1) + "\n")
-    write_atomic(out / "results.md", results_table(meta, rows))
+    text = results_table(meta, [x for x in rows if not x.get("failed")])
+    failures = [x for x in rows if x.get("failed")]
+    if failures:
+        text += "\n## Failed runs\n\n| method | IF | seed | stage | epoch | error | last good checkpoint |\n|---|---:|---:|---|---:|---|---|\n"
+        text += "".join(f"| {x['method']} | {x['imbalance_factor']:g} | {x['seed']} | {x['failed'].get('stage') or '—'} | "
+                        f"{x['failed'].get('epoch') or '—'} | {x['failed']['error']} | {x['failed'].get('checkpoint') or '—'} |\n"
+                        for x in failures)
+    write_atomic(out / "results.md", text)
     return rows
 
 

@@ -256,8 +256,12 @@ def cmd_bench(args) -> int:
     # under way
     signal.signal(signal.SIGTERM, _stop_as_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    run_suite(Path(args.suite), args.runs, args.results, args.overrides, tier=args.tier, resume=args.resume)
-    return 0
+    from longtail.bench import failed_runs
+
+    out = run_suite(Path(args.suite), args.runs, args.results, args.overrides, tier=args.tier, resume=args.resume,
+                    retry_failed=args.retry_failed)
+    # the exit status says how many runs failed (0: none; at most 100)
+    return min(failed_runs(out), 100)
 
 
 def cmd_report(args) -> int:
@@ -349,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--results", help="folder for results (default benchmarks/results)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key in every run, e.g. --set stages.0.epochs=1")
+    b.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: continue the runs that failed (from their last checkpoint) instead of leaving them")
     b.set_defaults(func=cmd_bench)
     rc = sub.add_parser("recommend", help="train the methods that did best in our studies on your data and pick one "
                         "by balanced accuracy on a validation split of the training images")

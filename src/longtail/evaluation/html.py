@@ -105,7 +105,7 @@ def suite_report(results_dir: Path) -> str:
     from longtail.bench import _groups, _mean_std, per_class_means
 
     data = json.loads((results_dir / "results.json").read_text())
-    rows = data["runs"]
+    rows = [r for r in data["runs"] if not r.get("failed")]  # failed runs are listed in results.md
     if not rows:
         raise LongtailError(f"{results_dir / 'results.json'} holds no runs", "run the suite first")
     r0 = rows[0]
