@@ -228,12 +228,19 @@ class LoadedModel:
             # nothing a user can act on; a failure still raises
             import contextlib
             import io
+            import logging
             import warnings
 
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                warnings.simplefilter("ignore")
-                torch.onnx.export(self.model, (example,), str(path), input_names=["images"], output_names=["logits"],
-                                  dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+            quiet = logging.getLogger("torch.onnx")  # its registry's "torchvision is not installed" lines
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)
+            try:
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(self.model, (example,), str(path), input_names=["images"], output_names=["logits"],
+                                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+            finally:
+                quiet.setLevel(level)
         else:
             raise LongtailError(f"unknown export format '{fmt}'", "use torchscript, pt2 or onnx")
         return path

@@ -425,7 +425,8 @@ def build_splits(cfg) -> Splits:
         keep = keep[~held_val]
         notes.append(f"validation: {int(held_val.sum())} training images held out, {cfg.val_fraction:g} of each class with "
                      f"two or more (data.val_fraction, seed {cfg.split_seed})")
-    for name, part in (("test", test), ("validation", val)):
+    # (val_per_class's own note above names the classes it leaves short)
+    for name, part in (("test", test), ("validation", None if cfg.val_per_class else val)):
         if part is None:
             continue
         few = [f"{train.class_names[c]} ({n})" for c, n in enumerate(part.class_counts()) if n < 5]
