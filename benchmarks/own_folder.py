@@ -2,7 +2,7 @@
 images made from Fashion-MNIST, then a fresh clone, its install, one training command and
 ``longtail predict`` on held-out images; for the pretrained first try and the from-scratch default.
 
-    python benchmarks/own_folder.py OUT_DIR [--skip-clone]
+    python benchmarks/own_folder.py OUT_DIR [--paths pretrained recommend from_scratch] [--skip-clone]
 
 The folder (OUT_DIR/photos): 8 classes (the first 8 of Fashion-MNIST) with 500, 285, 162, 93,
 53, 30, 17 and 10 images (an exponential profile, imbalance 50), each image upscaled to a random
@@ -10,7 +10,7 @@ size between 33 and 200 px, in PNG, JPEG or BMP, grey or RGB, and three junk fil
 .jpg, a truncated .png, a notes.txt). Held out: 40 images of each class from Fashion-MNIST's test
 split (OUT_DIR/heldout/<class>/), never seen in training, on which predictions are scored.
 
-It writes OUT_DIR/own_folder.json: for each path the command run, its wall time (install,
+It writes benchmarks/results/own_folder.json (``--json``): for each path the command run, its wall time (install,
 training, prediction, from the clone's first command), and the balanced accuracy of
 predictions.csv on the held-out images.
 """
@@ -74,13 +74,14 @@ def balanced_accuracy(predictions: Path, names: list[str]) -> float:
     return 100 * sum(per) / len(per)
 
 
-def timed(cmd: str, cwd: Path, log: Path) -> float:
+def timed(cmd: str, cwd: Path, log: Path, cache: Path | None = None) -> float:
+    """Seconds ``cmd`` took; ``cache``: its own LONGTAIL_CACHE (no path reads another's features)."""
     t = time.perf_counter()
     with open(log, "a") as f:
         f.write(f"$ {cmd}\n")
         f.flush()
-        subprocess.run(cmd, shell=True, cwd=cwd, check=True, stdout=f, stderr=subprocess.STDOUT,
-                       env={**os.environ, "PIP_NO_INPUT": "1"})
+        env = {**os.environ, "PIP_NO_INPUT": "1", **({"LONGTAIL_CACHE": str(cache)} if cache else {})}
+        subprocess.run(cmd, shell=True, cwd=cwd, check=True, stdout=f, stderr=subprocess.STDOUT, env=env)
     return round(time.perf_counter() - t, 1)
 
 
@@ -89,6 +90,11 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--skip-clone", action="store_true", help="use this checkout and its .venv (no clone, no install)")
     ap.add_argument("--budget", type=float, default=2.0, help="the pretrained path's --budget (minutes)")
+    ap.add_argument("--paths", nargs="+", default=["pretrained", "recommend", "from_scratch"],
+                    help="which paths to run (the others' results in --json are kept)")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/own_folder.json",
+                    help="where the results go (merged with what it holds)")
+    ap.add_argument("--note", default="", help="a word on the conditions, kept with each path's result (e.g. another run beside it)")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -96,12 +102,15 @@ def main():
     log = out / "own_folder.log"
     log.write_text("")
     paths = {
-        "pretrained": f"configs/pretrained_folder.yaml --budget {args.budget:g}",
-        "from_scratch": "configs/image_folder.yaml",
+        "pretrained": f"train configs/pretrained_folder.yaml --budget {args.budget:g}",
+        "recommend": f"recommend configs/pretrained_folder.yaml --budget {args.budget + 1:g}",
+        "from_scratch": "train configs/image_folder.yaml",
     }
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "folder": {"classes": dict(zip(names, COUNTS)), "junk_files": 3, "heldout_per_class": HELDOUT}, "paths": {}}
+    result = json.loads(args.json.read_text()) if args.json.exists() else {"paths": {}}
+    result.update({"folder": {"classes": dict(zip(names, COUNTS)), "junk_files": 3, "heldout_per_class": HELDOUT}})
     for key, config in paths.items():
+        if key not in args.paths:
+            continue
         if args.skip_clone:
             clone, install = ROOT, 0.0
         else:
@@ -113,18 +122,27 @@ def main():
             install = timed("make install", clone, log) + round(time.perf_counter() - t0, 1)
         run = out / f"run_{key}"
         subprocess.run(["rm", "-rf", str(run)], check=True)
-        train = timed(f".venv/bin/longtail train {config} --set data.root={photos} --set data.skip_unreadable=true --out {run}",
-                      clone, log)
-        predict = timed(f".venv/bin/longtail predict {run} {held} --out {run}/predictions.csv", clone, log)
-        metrics = json.loads((run / "metrics.json").read_text())
+        cache = out / f"cache_{key}"
+        subprocess.run(["rm", "-rf", str(cache)], check=True)
+        train = timed(f".venv/bin/longtail {config} --set data.root={photos} --set data.skip_unreadable=true --out {run}",
+                      clone, log, cache)
+        model = run / "final" if key == "recommend" else run  # recommend's model to use
+        predict = timed(f".venv/bin/longtail predict {model} {held} --out {run}/predictions.csv", clone, log)
+        metrics = json.loads((model / "metrics.json").read_text())
         result["paths"][key] = {
-            "command": f"longtail train {config} --set data.root=photos --set data.skip_unreadable=true",
+            "command": f"longtail {config} --set data.root=photos --set data.skip_unreadable=true",
             "install_s": install, "train_s": train, "predict_s": predict, "total_s": round(install + train + predict, 1),
             "heldout_balanced": round(balanced_accuracy(run / "predictions.csv", names), 2),
             "test_balanced": round(metrics["balanced"], 2), "stages": [s["stage"] for s in metrics["stages"]],
-            "input_px": metrics["run"]["input"]["size"]}
+            "input_px": metrics["run"]["input"]["size"], "date": time.strftime("%Y-%m-%d"),
+            "machine": _machine(), "note": args.note}
         print(key, result["paths"][key], flush=True)
-    (out / "own_folder.json").write_text(json.dumps(result, indent=1) + "\n")
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _machine() -> str:
+    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.machine())
+    return f"{model}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":
