@@ -82,7 +82,7 @@ def main(argv=None):
         ax.bar([x + 0.2 for x, b in zip(xs, bars) if b[2] is not None], [b[2] for b in bars if b[2] is not None], 0.4,
                label="ResNet-8 from scratch, 200 epochs")
         ax.set_xticks(list(xs), [b[0] for b in bars], rotation=45, ha="right", fontsize=8)
-        ax.set_ylabel("balanced test accuracy (%), mean of 3 seeds")
+        ax.set_ylabel("balanced accuracy (%), 3 seeds")
         ax.set_ylim(50, 100)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")

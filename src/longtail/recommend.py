@@ -287,8 +287,9 @@ def recommend_on_features(cfg: RunConfig, out: Path, methods: list[str] | None, 
                           log) -> dict:
     """Every head-level method (:data:`HEAD_CANDIDATES`) on the features of the config's frozen
     backbone (its first stage, ``cache_features``), computed once; ranked by balanced accuracy on
-    validation images held out of training; then the winner trained again on all the training
-    images, followed by the config's later stages (fine-tuning) where the budget allows, in
+    validation images held out of training. The config's later stages (fine-tuning, as far as the
+    budget allows) follow the winning head as one more candidate, kept where they raise its
+    validation accuracy. The winner is then trained again on all the training images in
     ``OUT/final``: the model to predict with and export."""
     from longtail.engine.runtime import cpu_threads, crowded_threads
     from longtail.engine.trainer import Trainer, check_run
@@ -314,20 +315,29 @@ def recommend_on_features(cfg: RunConfig, out: Path, methods: list[str] | None, 
     rows = []
     runs = head_candidates(held, methods)
     t0 = time.perf_counter()
+    splits = None  # every candidate reads the same images: decoded once, by the first
+
+    def train(run_cfg, folder, log_to=lambda m: None):
+        nonlocal splits
+        if not (folder / "metrics.json").is_file():
+            trainer = Trainer(run_cfg, folder, resume=(folder / "checkpoint.pt").exists(), splits=splits, log=log_to)
+            splits = trainer.splits
+            trainer.run()
+        return json.loads((folder / "metrics.json").read_text())
+
+    def row(name, what, folder, m, epochs):
+        val = m["stages"][-1].get("val") or {}
+        return {"method": name, "what": what, "folder": str(folder), "val_balanced": val.get("balanced"),
+                "val_overall": val.get("overall"), "val_per_class": val.get("per_class"), "test_balanced": m["balanced"],
+                "test_overall": m["overall"], "test_tail": m["tail"], "epochs": epochs,
+                "class_counts": m["class_counts"], "class_names": m["run"]["input"]["class_names"]}
+
     for i, r in enumerate(runs):
         folder = out / r.method
         run_cfg = r.cfg if r.base is None else replace(r.cfg, start_stage=1, model=replace(r.cfg.model, init=str(out / r.base)))
-        if not (folder / "metrics.json").is_file():
-            Trainer(run_cfg, folder, resume=(folder / "checkpoint.pt").exists(), log=log if i == 0 else (lambda m: None)).run()
-        if r.method not in methods:  # a shared CE head nobody asked to compare
-            continue
-        m = json.loads((folder / "metrics.json").read_text())
-        val = m["stages"][-1].get("val") or {}
-        rows.append({"method": r.method, "what": HEAD_CANDIDATES[r.method][0], "folder": str(folder),
-                     "val_balanced": val.get("balanced"), "val_overall": val.get("overall"),
-                     "val_per_class": val.get("per_class"), "test_balanced": m["balanced"], "test_overall": m["overall"],
-                     "test_tail": m["tail"], "epochs": [s.epochs for s in run_cfg.stages],
-                     "class_counts": m["class_counts"], "class_names": m["run"]["input"]["class_names"]})
+        m = train(run_cfg, folder, log if i == 0 else (lambda m: None))
+        if r.method in methods:  # (not a shared CE head nobody asked to compare)
+            rows.append(row(r.method, HEAD_CANDIDATES[r.method][0], folder, m, [s.epochs for s in run_cfg.stages]))
     log(f"{len(rows)} candidates on the cached features in {time.perf_counter() - t0:.0f} s")
     best = max(rows, key=lambda x: -1 if x["val_balanced"] is None else x["val_balanced"])
     winner = next(r for r in runs if r.method == best["method"]).cfg
@@ -337,16 +347,30 @@ def recommend_on_features(cfg: RunConfig, out: Path, methods: list[str] | None, 
     if chosen:
         last = winner.stages[-1]
         winner = replace(winner, stages=winner.stages[:-1] + [replace(last, method_args={**last.method_args, **chosen})])
-    # trained again on every training image (the validation hold-out back in), with the
-    # config's later stages (fine-tuning) as the budget left them
-    final_cfg = replace(winner, data=full.data, stages=list(winner.stages) + list(full.stages[1:]))
+    later_stages = [s for s in full.stages[1:] if s.epochs]
+    if later_stages:
+        # the config's later stages (fine-tuning) are a candidate too: after the winning head, on
+        # the same held-out split, kept only where they raise its validation accuracy
+        name = f"{best['method']}+{'+'.join(s.name or s.method for s in later_stages)}"
+        folder = out / name.replace("+", "_then_")
+        cand = replace(winner, start_stage=len(winner.stages), stages=list(winner.stages) + later_stages,
+                       model=replace(winner.model, init=best["folder"]))
+        m = train(cand, folder)
+        rows.append(row(name, f"{best['what']}, then " + ", ".join(f"{s.name or s.method} ({s.method}, {s.epochs} epochs, train "
+                                                                   f"{s.train or 'all'})" for s in later_stages),
+                        folder, m, [s.epochs for s in cand.stages]))
+        if (rows[-1]["val_balanced"] or -1) > (best["val_balanced"] or -1):
+            best = rows[-1]
+            winner = replace(winner, stages=list(winner.stages) + later_stages)
+        else:
+            log(f"{name}: validation balanced {rows[-1]['val_balanced']:.2f} against {best['val_balanced']:.2f} without: "
+                "the final model stops before the later stages")
+    # trained again on every training image (the validation hold-out back in)
+    final_cfg = replace(winner, data=full.data)
     final = out / "final"
-    later = ", then " + ", ".join(f"{s.name} ({s.method}, {s.epochs} epochs, train {s.train or 'all'})"
-                                  for s in full.stages[1:]) if len(full.stages) > 1 else ""
-    log(f"final: {best['method']} trained again on all the training images{later}: {final}")
-    if not (final / "metrics.json").is_file():
-        Trainer(final_cfg, final, resume=(final / "checkpoint.pt").exists(), log=lambda m: None).run()
-    fm = json.loads((final / "metrics.json").read_text())
+    log(f"final: {best['method']} trained again on all the training images: {final}")
+    splits = None  # another split (no validation hold-out)
+    fm = train(final_cfg, final)
     result = {"best": best["method"], "best_folder": str(final), "chosen_on": best["folder"], "epochs_stage1": cfg.stages[0].epochs,
               "on_features": True, "final": {"stages": [s["stage"] for s in fm["stages"]], "test_balanced": fm["balanced"],
                                              "test_tail": fm["tail"], "train_images": fm["run"]["train_images"]},
