@@ -7,8 +7,10 @@ data (Fashion-MNIST-LT IF 100, quick-tier data, the same seeds), with wall times
 
 Prints a markdown table: each method's balanced accuracy (the test set is balanced, so it is
 the overall accuracy) and tail accuracy as mean ± sample std over seeds, the per-seed
-difference pretrained − scratch (same seed, same training images), and the mean wall time of
-a run (a reusing row's time is its own stages only, e.g. cRT's classifier stage).
+difference pretrained − scratch (same seed, same training images) with its verdict by the paired
+rule (docs/results.md, "How a verdict is decided"), and the mean wall time of a run (a reusing
+row's time is its own stages only, e.g. cRT's classifier stage; the pretrained rows' one feature
+pass is not in them: docs/results.md gives it).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from verdicts import decide_paired  # noqa: E402  (the paired rule of docs/results.md)
 PRETRAINED = ROOT / "benchmarks/results/fashion_mnist_lt_pretrained/results.json"
 SCRATCH = ROOT / "benchmarks/results/fashion_mnist_lt_converged/results.json"
 # pretrained row -> the converged suite's row of the same method ("" for none)
@@ -48,8 +53,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     pre, scr = rows_by(PRETRAINED), rows_by(SCRATCH)
     print("| method | Lite0 features: balanced | tail | wall s | from scratch (ResNet-8, 200 epochs): balanced | tail | wall s "
-          "| pretrained − scratch per seed |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+          "| pretrained − scratch per seed | \"pretrained beats scratch\" |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     bars = []
     for p, s in PAIRS:
         if p not in pre:
@@ -61,11 +66,13 @@ def main(argv=None):
                  f"{statistics.mean(pr[k]['wall_s'] for k in seeds):.0f}"]
         if sr:
             both = [k for k in seeds if k in sr]
+            diffs = [pr[k]["metrics"]["overall"] - sr[k]["metrics"]["overall"] for k in both]
+            word, margin = decide_paired(diffs, ">")
             cells += [ms([sr[k]["metrics"]["overall"] for k in sorted(sr)]), ms([sr[k]["metrics"]["tail"] for k in sorted(sr)]),
-                      f"{statistics.mean(sr[k]['wall_s'] for k in sr):.0f}",
-                      ", ".join(f"{pr[k]['metrics']['overall'] - sr[k]['metrics']['overall']:+.1f}" for k in both)]
+                      f"{statistics.mean(sr[k]['wall_s'] for k in sr):.0f}", ", ".join(f"{d:+.1f}" for d in diffs),
+                      f"{word} (mean {statistics.mean(diffs):+.2f}" + (f", margin {margin:.2f})" if margin is not None else ")")]
         else:
-            cells += ["—", "—", "—", "—"]
+            cells += ["—", "—", "—", "—", "—"]
         name = f"`{p}`" + (f" / `{s}`" if s and s != p else "")
         print(f"| {name} | " + " | ".join(cells) + " |")
         bars.append((p, statistics.mean(pr[k]["metrics"]["overall"] for k in seeds),

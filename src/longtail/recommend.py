@@ -241,10 +241,11 @@ def _plot(rows: list[dict], path: Path) -> None:
 # settings of each method where it has one that matters (tau, beta, gamma).
 HEAD_CANDIDATES = {
     "ce": ("cross-entropy", "ce", {}, "linear", None),
-    **{f"logit_adjust_t{t:g}": (f"logit-adjusted loss, tau {t:g}", "logit_adjust", {"tau": t}, "linear", None) for t in (0.5, 1.0, 1.5)},
+    # at tau 1 the logit-adjusted loss is Balanced Softmax (log pi and log n_c differ by a constant)
+    **{f"logit_adjust_t{t:g}": (f"logit-adjusted loss, tau {t:g}" + (" (= Balanced Softmax)" if t == 1 else ""),
+                                "logit_adjust", {"tau": t}, "linear", None) for t in (0.5, 1.0, 1.5)},
     **{f"posthoc_t{t:g}": (f"CE, then post-hoc logit adjustment, tau {t:g}", "ce", {}, "linear",
                            ("logit_adjust", 0, {"posthoc": True, "tau": t})) for t in (0.5, 1.0, 1.5)},
-    "balanced_softmax": ("Balanced Softmax", "balanced_softmax", {}, "linear", None),
     **{f"cb_reweight_b{b:g}": (f"class-balanced re-weighting, beta {b:g}", "cb_reweight", {"beta": b}, "linear", None)
        for b in (0.99, 0.999, 0.9999)},
     **{f"focal_g{g:g}": (f"focal loss, gamma {g:g}", "focal", {"gamma": g}, "linear", None) for g in (1.0, 2.0)},
