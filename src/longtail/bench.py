@@ -591,10 +591,11 @@ def write_results(meta: dict, runs: list[SuiteRun], out: Path, recorded: dict | 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in runs:
-        if not r.report:
-            continue
         mfile = r.run_dir / "metrics.json"
-        if not mfile.exists() and (r.run_dir / FAILED).exists():  # a failed run: its row says why, no metrics
+        failed_here = not mfile.exists() and (r.run_dir / FAILED).exists()
+        if not r.report and not failed_here:  # (a base that failed is listed all the same)
+            continue
+        if failed_here:  # its row says why, and has no metrics
             rows.append({"method": r.method, "dataset": _dataset_name(r.cfg.data), "imbalance_factor": r.cfg.data.imbalance_factor,
                          "seed": r.seed, "epochs": [s.epochs for s in r.cfg.stages], "tier": meta["tier"], "metrics": {},
                          "failed": json.loads((r.run_dir / FAILED).read_text()), "reuses": r.reuse,
