@@ -767,3 +767,37 @@ def test_a_failed_row_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     assert main(args + ["--resume", "--retry-failed"]) == 0
     rows = {r["method"]: r for r in json.loads((res / "results.json").read_text())["runs"]}
     assert set(rows) == {"ce", "crt", "focal", "focal_crt"} and not any(r.get("failed") for r in rows.values())
+
+
+def test_published_numbers_join_by_data_set_if_method_and_backbone(tmp_path, monkeypatch):
+    """results.md sets a row beside its published number when data set, IF, method and backbone
+    all agree; a method without a number gets dashes; another backbone never joins."""
+    from longtail.bench import results_table
+    from longtail.evaluation import published
+
+    pub = tmp_path / "published.yaml"
+    pub.write_text(yaml.safe_dump([
+        {"dataset": "cifar100_lt", "imbalance_factor": 100, "method": "ce", "backbone": "resnet32", "epochs": 200,
+         "top1": 38.3, "paper": "Cao et al., NeurIPS 2019", "table": "Table 2"},
+        {"dataset": "cifar100_lt", "imbalance_factor": 100, "method": "bns_ipdpp", "backbone": "resnet34_cifar",
+         "top1": 52.4, "paper": "BNS", "table": "README"}]))
+    monkeypatch.setattr(published, "DEFAULT", pub)
+
+    def row(method, seed, overall, arch):
+        return {"method": method, "dataset": "cifar100_lt", "imbalance_factor": 100.0, "seed": seed,
+                "metrics": {"overall": overall, "tail": 10.0}, "config": {"model": {"arch": arch}}, "machine": "m",
+                "torch": "t", "commit": "c", "date": "2026-12-06", "wall_s": 1.0}
+
+    rows = [row("ce", 0, 37.9, "resnet32"), row("ce", 1, 38.5, "resnet32"), row("crt", 0, 41.0, "resnet32"),
+            row("bns_ipdpp", 0, 50.0, "resnet32")]  # BNS on ResNet-32: not the published ResNet-34 setting
+    md = results_table({"suite": "s", "tier": "", "command": "longtail bench s.yaml"}, rows)
+    lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in md.splitlines() if ln.startswith("| ")}
+    assert lines["method"].endswith("| published | ours − published |")
+    assert lines["ce"].endswith("| 38.3 | -0.1 |")
+    assert lines["crt"].endswith("| — | — |") and lines["bns_ipdpp"].endswith("| — | — |")
+    assert "- `ce`: 38.20 against 38.30 (Cao et al., NeurIPS 2019, Table 2; resnet32, 200 epochs): within 1 point" in md
+    assert "bns_ipdpp`:" not in md
+    assert published.reproduction(36.0, 38.3) == "below by 2.3" and published.reproduction(40.0, 38.3) == "above by 1.7"
+    # a suite with no published number has no such columns
+    plain = results_table({"suite": "s", "tier": "", "command": "c"}, [row("crt", 0, 41.0, "resnet32")])
+    assert "published" not in plain

@@ -56,6 +56,7 @@ from pathlib import Path
 import yaml
 
 from longtail.config import RUN_FREE_KEYS, RunConfig, apply_overrides, from_dict, same_run, to_dict
+from longtail.evaluation import published
 from longtail.errors import LongtailError
 from longtail.files import write_atomic
 
@@ -663,14 +664,30 @@ def results_table(meta: dict, rows: list[dict]) -> str:
     lines += [f"Mean ± sample standard deviation over seeds; accuracies and ECE in percent. "
               f"Regenerate: `{meta['command']}`.", ""]
     groups = _groups(rows)
+    entries = published.load()
     for ds, imb, sub in groups:
         if len(groups) > 1:
             lines += [f"## {ds}, imbalance factor {imb:g}", ""]
-        lines += ["| method | seeds | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
-        for mid in dict.fromkeys(r["method"] for r in sub):
-            rs = [r for r in sub if r["method"] == mid]
-            lines.append(f"| {mid} | {len(rs)} | " + " | ".join(_mean_std([r['metrics'].get(c) for r in rs]) for c in cols) + " |")
+        by = {mid: [r for r in sub if r["method"] == mid] for mid in dict.fromkeys(r["method"] for r in sub)}
+        joined = {mid: published.match(rs, entries) for mid, rs in by.items()}
+        extra = any(joined.values())  # published and ours − published, where a row has a number
+        lines += ["| method | seeds | " + " | ".join(cols) + (" | published | ours − published" if extra else "") + " |",
+                  "|---|---:|" + "---:|" * (len(cols) + 2 * extra)]
+        notes = []
+        for mid, rs in by.items():
+            cells = [_mean_std([r['metrics'].get(c) for r in rs]) for c in cols]
+            e = joined[mid]
+            if extra:
+                ours = _mean([r["metrics"].get("overall") for r in rs])
+                cells += [f"{e['top1']:.1f}", f"{ours - e['top1']:+.1f}"] if e and ours is not None else ["—", "—"]
+                if e and ours is not None:
+                    notes.append(f"- `{mid}`: {ours:.2f} against {e['top1']:.2f} ({e['paper']}, {e['table']}; {e['backbone']}"
+                                 f"{', %s epochs' % e['epochs'] if e.get('epochs') else ''}): {published.reproduction(ours, e['top1'])}")
+            lines.append(f"| {mid} | {len(rs)} | " + " | ".join(cells) + " |")
         lines.append("")
+        if notes:
+            lines += ["Reproduction (overall accuracy, mean over seeds, against the published top-1; "
+                      "benchmarks/published.yaml):", *notes, ""]
     if rows:
         r0 = rows[0]
         first, last = min(r["date"] for r in rows), max(r["date"] for r in rows)
@@ -682,6 +699,11 @@ def results_table(meta: dict, rows: list[dict]) -> str:
                   + f"; wall time of the runs in these tables {sum(r['wall_s'] for r in rows) / 60:.0f} min "
                     "(base runs not reported, such as a shared representation stage, not counted)."]
     return "\n".join(lines) + "\n"
+
+
+def _mean(vals):
+    vals = [v for v in vals if v is not None]
+    return sum(vals) / len(vals) if vals else None
 
 
 def per_class_means(rows: list[dict]) -> dict[str, list[float]]:

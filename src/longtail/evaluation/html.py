@@ -103,6 +103,7 @@ def run_report(run_dir: Path) -> str:
 
 def suite_report(results_dir: Path) -> str:
     from longtail.bench import _groups, _mean_std, per_class_means
+    from longtail.evaluation import published
 
     data = json.loads((results_dir / "results.json").read_text())
     rows = [r for r in data["runs"] if not r.get("failed")]  # failed runs are listed in results.md
@@ -137,10 +138,19 @@ def suite_report(results_dir: Path) -> str:
         cols = [g for g in ("balanced",) + GROUPS if any(r["metrics"].get(g) is not None for r in sub)]
         parts.append(f"<h2>{html.escape(ds)}, imbalance factor {imb:g}</h2>")
         table_rows = []
+        entries = published.load()
+        joined = {mth: published.match([r for r in sub if r["method"] == mth], entries) for mth in methods}
+        extra = any(joined.values())  # published and ours − published, where a row has a number
         for mth in methods:
             rs = [r for r in sub if r["method"] == mth]
-            table_rows.append([mth, len(rs), *(_mean_std([r["metrics"].get(c) for r in rs]) for c in cols)])
-        parts.append(_table(["method", "seeds", *cols], table_rows))
+            row = [mth, len(rs), *(_mean_std([r["metrics"].get(c) for r in rs]) for c in cols)]
+            if extra:
+                e, ours = joined[mth], [r["metrics"].get("overall") for r in rs if r["metrics"].get("overall") is not None]
+                mean = sum(ours) / len(ours) if ours else None
+                row += ([f"{e['top1']:.1f}", f"{mean - e['top1']:+.1f} ({published.reproduction(mean, e['top1'])})"]
+                        if e and mean is not None else ["—", "—"])
+            table_rows.append(row)
+        parts.append(_table(["method", "seeds", *cols] + (["published", "ours − published"] if extra else []), table_rows))
         counts = sub[0]["class_counts"]
         means = per_class_means(sub)
         known = DATASET_CLASSES.get(((sub[0].get("config") or {}).get("data") or {}).get("dataset"), [])
