@@ -162,8 +162,8 @@ def cmd_info(args) -> int:
         listed = ", ".join(names[c] for c in split[k]) if len(split[k]) <= 20 else ""
         print(f"{k:>6} ({label}): {len(split[k])} classes{': ' + listed if listed else ''}")
     print(f"test: {len(s.test):,} images; validation: {len(s.val) if s.val is not None else 0:,} images")
-    for note in s.notes:
-        print(f"note: {note}")
+    for note in s.notes:  # (a warning says so itself)
+        print(note if note.startswith("warning:") else f"note: {note}")
     # the data already read; the trainer writes nothing (its folder is never created)
     announce(Trainer(cfg, Path("runs") / "_info", splits=s, log=lambda msg: None))
     if args.views:

@@ -309,6 +309,8 @@ def recommend_on_features(cfg: RunConfig, out: Path, methods: list[str] | None, 
 
         # the comparison costs one feature pass and seconds of heads; the final run another pass of
         # the training images: the plan gets three quarters of the budget
+        log(f"--budget {budget_min:g} min: three quarters ({0.75 * budget_min:g} min) for the comparison, planned below; "
+            "the rest for training the chosen model again on every training image")
         full = plan(cfg, 0.75 * budget_min, log)
     held = _with_validation(full, val_fraction, log)
     out = Path(out)

@@ -153,8 +153,8 @@ class Trainer:
             distributed.barrier(self.dist)
         if input_note:
             self.log(f"note: {input_note}")
-        for note in self.splits.notes:
-            self.log(f"note: {note}")
+        for note in self.splits.notes:  # (a warning says so itself)
+            self.log(note if note.startswith("warning:") else f"note: {note}")
         self.train_set = self.splits.train
         self.num_classes = self.train_set.num_classes
         self.class_counts = torch.tensor(self.train_set.class_counts(), dtype=torch.float32)
