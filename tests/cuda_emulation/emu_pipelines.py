@@ -44,6 +44,20 @@ PIPELINES = {
     "ride": ("mnist", [_stages("{method: ride+pif, epochs: 1, batch_size: 16, method_args: {drw_epoch: 0, pif: {form: equivariant}}}",
                                f"{{method: ride+h2tf, epochs: 1, batch_size: 16, {HEAD}}}"),
                        "model.arch=ride_resnet8", "model.head=cosine"]),
+    # PI-H2T's controls: the affine / fixed-scale PIF, the convex fusion with the donor's
+    # BatchNorm in evaluation mode, MiSLAS's class-aware sampler
+    "pif_controls_convex": ("mnist", [_stages("{method: ce+mixup+pif, epochs: 1, batch_size: 16, method_args: {pif: {form: affine}}}",
+                                              f"{{method: crt+h2tf, epochs: 1, batch_size: 16, {HEAD}, "
+                                              "method_args: {h2tf: {form: convex, donor_bn: eval}}}")]),
+    "pif_scale_class_aware": ("mnist", [_stages("{method: ce+pif, epochs: 1, batch_size: 16, method_args: {pif: {form: scale}}}",
+                                                "{method: mislas, epochs: 1, batch_size: 16, sampler: class_aware}"),
+                                        "data.max_per_class=30"]),
+    # features once, heads many: head stages on cached features, on the pretrained EfficientNet-Lite0
+    "lite0_cached_features": ("mnist", [_stages("{method: logit_adjust, epochs: 2, batch_size: 16, train: head, augment: false, "
+                                                "cache_features: true}",
+                                                "{method: crt, epochs: 1, batch_size: 16, augment: false, cache_features: true}",
+                                                "{method: logit_adjust, epochs: 1, batch_size: 16, train: 'last:2'}"),
+                                        "model.arch=efficientnet_lite0", "model.pretrained=true", "data.image_size=32"]),
     "rrc_folder_prepared": ("folder_prepared", [_stages("{method: ce, epochs: 1, batch_size: 8, augment: {policy: rrc}}")]),
     "folder_decoded": ("folder_decoded", [_stages("{method: ce, epochs: 1, batch_size: 8}")]),
 }
