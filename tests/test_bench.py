@@ -801,3 +801,19 @@ def test_published_numbers_join_by_data_set_if_method_and_backbone(tmp_path, mon
     # a suite with no published number has no such columns
     plain = results_table({"suite": "s", "tier": "", "command": "c"}, [row("crt", 0, 41.0, "resnet32")])
     assert "published" not in plain
+
+
+def test_plan_lists_runs_reuse_and_cost_without_training(tmp_path, capsys, monkeypatch):
+    from longtail.cli import main
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    monkeypatch.setattr("longtail.engine.trainer.Trainer.run", lambda self: pytest.fail("trained"))
+    monkeypatch.setattr("longtail.engine.cost.epoch_seconds", lambda trainer, steps=3: 10.0)  # an epoch: 10 s
+    assert main(["bench", str(suite), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "suite tiny (test tier): 4 runs, 2 methods" in out and "  ce -> crt" in out
+    # ce: 2 runs x (2 epochs + 1 for evaluation) x 10 s = 60 s; crt: 2 x (1 head epoch x 0.25 + 1) x 10 s = 25 s
+    assert "| ce | 2 | 2 | 10.0 s | 0.02 h |" in out and "| crt | 2 | 2+1 | 10.0 s | 0.01 h |" in out
+    assert "total: about 0.0 h on this machine for the 4 of 4 runs timed" in out
+    assert not (tmp_path / "res").exists()

@@ -447,6 +447,84 @@ def failed_runs(out: Path) -> int:
     return sum(1 for x in json.loads(f.read_text()).get("runs", []) if x.get("failed")) if f.exists() else 0
 
 
+def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] | None = None, tier: str | None = None,
+               log=print) -> float | None:
+    """``longtail bench SUITE --plan``: the grid's runs, which runs start from which, and what the
+    grid would cost on this machine, before anything trains. Each method's epoch is timed on a
+    few of its first run's steps here (engine/cost.py: the first stage's; later stages priced
+    as :func:`_cost` prices them for the ETA: a head-only epoch a quarter of a full one); a method
+    whose data cannot be read here says why and is left out of the total. Returns the total hours
+    of the methods it could time (None when none)."""
+    from collections import defaultdict
+
+    from longtail.engine.cost import epoch_seconds, feature_pass_seconds, no_estimate
+    from longtail.engine.trainer import Trainer
+
+    meta, runs = load_suite(path, runs_root, extra_set, tier)
+    methods = list(dict.fromkeys(r.method for r in runs))
+    ifs = sorted({r.key[1] for r in runs})
+    log(f"suite {meta['suite']}{_tier_words(meta)}: {len(runs)} runs, {len(methods)} methods x IF {', '.join(f'{i:g}' for i in ifs)} "
+        f"x seeds {', '.join(map(str, meta['seeds']))}")
+    reusers = defaultdict(list)
+    for r in runs:
+        if r.reuse and r.method not in reusers[r.reuse]:
+            reusers[r.reuse].append(r.method)
+    if reusers:
+        log("reuse (each run of the right starts from the same IF and seed's run of the left):")
+        for base, after in reusers.items():
+            log(f"  {base}{' (not reported)' if not next(x for x in runs if x.method == base).report else ''} -> {', '.join(after)}")
+    total, timed, lines = 0.0, 0, []
+    for m in methods:
+        mine = [r for r in runs if r.method == m]
+        r0 = mine[0]
+        try:
+            trainer = Trainer(r0.cfg, r0.run_dir, log=lambda msg: None)
+            why = no_estimate(trainer)
+            if why:
+                raise LongtailError(why, "")
+            # the first stage's epoch, as engine/cost.py times it (a reusing run's too: _cost weighs its stages)
+            unit = feature_pass_seconds(trainer) if r0.cfg.stages[0].cache_features else epoch_seconds(trainer)
+        except LongtailError as e:
+            unit = _shape_epoch_seconds(r0.cfg)  # CIFAR not on this machine: its shape and counts are known
+            if unit is None:
+                lines.append(f"| {m} | {len(mine)} | {'+'.join(str(s.epochs) for s in r0.cfg.stages)} | no estimate here: "
+                             f"{e.problem} | — |")
+                continue
+            unit_said = f"{unit:.1f} s (random images of the data's shape: {e.problem})"
+        else:
+            unit_said = f"{unit:.1f} s"
+        seconds = sum(_cost(r) for r in mine) * unit
+        total += seconds
+        timed += len(mine)
+        lines.append(f"| {m} | {len(mine)} | {'+'.join(str(s.epochs) for s in r0.cfg.stages)} | {unit_said} | {seconds / 3600:.2f} h |")
+    log("| method | runs | epochs (stages) | an epoch here (its first stage; timed) | runs' total |\n|---|---:|---|---|---:|")
+    for line in lines:
+        log(line)
+    if timed:
+        log(f"total: about {total / 3600:.1f} h on this machine for the {timed} of {len(runs)} runs timed "
+            "(each run alone; a reusing run's stage 1 is not counted again)")
+    return total / 3600 if timed else None
+
+
+# the CIFAR-LT constructions' shapes: classes, images a class before the profile, pixels
+CIFAR_SHAPES = {"cifar10": (10, 5000, 32), "cifar100": (100, 500, 32)}
+
+
+def _shape_epoch_seconds(cfg: RunConfig) -> float | None:
+    """An epoch of ``cfg``'s first stage timed on random images of its data's shape, for CIFAR
+    whose files are not here (the long-tail profile gives the image count); None otherwise."""
+    from longtail.budget import Probe
+    from longtail.data.profiles import PROFILES
+    from longtail.engine.trainer import resolve_stage
+
+    d = cfg.data
+    if d.dataset not in CIFAR_SHAPES or (d.profile or "exponential") not in PROFILES:
+        return None
+    classes, n_max, size = CIFAR_SHAPES[d.dataset]
+    images = sum(PROFILES[d.profile or "exponential"](classes, d.max_per_class or n_max, d.imbalance_factor))
+    return images * Probe(cfg, 3, classes).step(size, resolve_stage(0, cfg.stages[0]))
+
+
 def _reused(runs: list[SuiteRun]) -> set[tuple]:
     """(method, IF, seed) of every run that one of ``runs`` starts from."""
     return {(r.reuse, r.imbalance, r.seed) for r in runs if r.reuse}

@@ -256,8 +256,11 @@ def cmd_bench(args) -> int:
     # under way
     signal.signal(signal.SIGTERM, _stop_as_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from longtail.bench import failed_runs
+    from longtail.bench import failed_runs, plan_suite
 
+    if args.plan:
+        plan_suite(Path(args.suite), args.runs, args.overrides, tier=args.tier)
+        return 0
     out = run_suite(Path(args.suite), args.runs, args.results, args.overrides, tier=args.tier, resume=args.resume,
                     retry_failed=args.retry_failed)
     # the exit status says how many runs failed (0: none; at most 100)
@@ -353,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--results", help="folder for results (default benchmarks/results)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key in every run, e.g. --set stages.0.epochs=1")
+    b.add_argument("--plan", action="store_true",
+                   help="print the runs, which runs reuse which, and the grid's cost on this machine (epochs timed here); train nothing")
     b.add_argument("--retry-failed", action="store_true",
                    help="with --resume: continue the runs that failed (from their last checkpoint) instead of leaving them")
     b.set_defaults(func=cmd_bench)
