@@ -750,7 +750,7 @@ def test_a_failed_row_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     args = ["bench", str(suite_file), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
     assert main(args) == 1  # one run failed
     out = capsys.readouterr().out
-    assert "FAILED: loss is nan at stage 'stage1' (focal), epoch 2" in out
+    assert "FAILED: focal seed 0: loss is nan at stage 'stage1' (focal), epoch 2" in out
     assert "skipped: it starts from focal seed 0, which failed" in out
     res = tmp_path / "res" / "tiny"
     rows = {r["method"]: r for r in json.loads((res / "results.json").read_text())["runs"]}
@@ -817,3 +817,25 @@ def test_plan_lists_runs_reuse_and_cost_without_training(tmp_path, capsys, monke
     assert "| ce | 2 | 2 | 10.0 s | 0.02 h |" in out and "| crt | 2 | 2+1 | 10.0 s | 0.01 h |" in out
     assert "total: about 0.0 h on this machine for the 4 of 4 runs timed" in out
     assert not (tmp_path / "res").exists()
+
+
+def test_local_launcher_gives_the_sequential_rows_bit_for_bit(tmp_path, capsys):
+    """--launcher local --jobs 2 (two runs at once, one thread each, a reusing run after its base)
+    records the same metrics, per class and overall, as the sequential grid on one thread."""
+    from longtail.cli import main
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    common = ["bench", str(suite), "--set", "engine.threads=1"]
+    assert main(common + ["--runs", str(tmp_path / "seq_runs"), "--results", str(tmp_path / "seq")]) == 0
+    assert main(common + ["--runs", str(tmp_path / "par_runs"), "--results", str(tmp_path / "par"),
+                          "--launcher", "local", "--jobs", "2"]) == 0
+    seq, par = (json.loads((tmp_path / d / "tiny" / "results.json").read_text())["runs"] for d in ("seq", "par"))
+    key = lambda r: (r["method"], r["seed"])  # noqa: E731
+    assert sorted(map(key, seq)) == sorted(map(key, par)) == [("ce", 0), ("ce", 1), ("crt", 0), ("crt", 1)]
+    by = {key(r): r for r in par}
+    for r in seq:
+        assert r["metrics"] == by[key(r)]["metrics"], key(r)
+    capsys.readouterr()
+    assert main(["bench", str(suite), "--jobs", "2"]) == 2  # several at once needs the local launcher
+    assert "add --launcher local" in capsys.readouterr().err

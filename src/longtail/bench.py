@@ -290,7 +290,7 @@ def results_dir(meta: dict, results_root: Path | None = None) -> Path:
 
 def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | None = None,
               extra_set: list[str] | None = None, log=print, tier: str | None = None, resume: bool = False,
-              retry_failed: bool = False) -> Path:
+              retry_failed: bool = False, jobs: int = 1) -> Path:
     """Train every run of the suite not yet finished and write the results files.
 
     ``resume=False`` (the command line without ``--resume``) refuses to start when any run of
@@ -300,7 +300,12 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     failed (``FAILED`` in its folder, a row with its error, stage, epoch and last good
     checkpoint in results.json / results.md), the runs that reuse it are skipped with the reason,
     and the rest run; ``failed_runs(out)`` counts them. A resumed grid leaves failed runs as
-    they are unless ``retry_failed``, which continues each from its last checkpoint."""
+    they are unless ``retry_failed``, which continues each from its last checkpoint.
+
+    ``jobs`` > 1 trains that many runs at once in worker processes on this machine (the local
+    launcher), each with its share of the CPU threads (and, with several GPUs, its own device);
+    a run that reuses another starts when that one has finished. The results are the same rows as
+    the sequential grid's on the same threads."""
     from longtail.engine.trainer import Trainer
 
     meta, runs = load_suite(path, runs_root, extra_set, tier)
@@ -373,38 +378,38 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     # does not change what is already imported)
     commit = _git_commit(out)
     known = _measured(runs, recorded)
-    for i, r in enumerate(todo):
-        eta = _eta(todo[i:], known)
+    def base_of(r: SuiteRun):
+        return next((b.key for b in runs if r.reuse and (b.method, b.imbalance, b.seed) == (r.reuse, r.imbalance, r.seed)), None)
+
+    def announce(i: int, r: SuiteRun) -> bool:
+        """The run's line; False where it cannot run (its base failed)."""
         where = f" IF {r.imbalance:g}" if r.imbalance is not None else ""
-        log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{eta}")
-        base = next((b.key for b in runs if r.reuse and (b.method, b.imbalance, b.seed) == (r.reuse, r.imbalance, r.seed)), None)
-        if base in failed:
+        log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{_eta(todo[i:], known)}")
+        if base_of(r) in failed:
             log(f"  skipped: it starts from {r.reuse} seed {r.seed}, which failed")
-            continue
+            return False
         if r.unapplied:
             log(f"  note: {len(r.unapplied)} suite-wide override(s) name a stage {r.method}'s config does not have "
                 f"(its stages: {', '.join(s.name or '?' for s in r.cfg.stages)}) and do not apply: {', '.join(r.unapplied)}")
+        return True
+
+    def begin(r: SuiteRun) -> bool:
+        """Its folder; True where it resumes from a checkpoint."""
         resume_run = (r.run_dir / "checkpoint.pt").exists()
         r.run_dir.mkdir(parents=True, exist_ok=True)
         if not resume_run:
             (r.run_dir / "commit.txt").write_text(commit + "\n")
-        t = time.perf_counter()
-        try:
-            Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
-        except KeyboardInterrupt:  # Ctrl-C / SIGINT: a kept base under way keeps its last checkpoint too
-            if r.key in kept:
-                _keep_base(r, kept[r.key], unfinished=True)
-                log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
-            raise
-        except Exception as e:  # one failed row does not stop the grid
-            failed[r.key] = _record_failure(r, e)
-            log(f"  FAILED: {failed[r.key]['error']}" + (f" (last good checkpoint {failed[r.key]['checkpoint']})"
-                                                       if failed[r.key]["checkpoint"] else ""))
-            if r.key in kept and (r.run_dir / "checkpoint.pt").exists():
-                _keep_base(r, kept[r.key], unfinished=True)
-            write_results(meta, runs, out, recorded)
-            continue
-        wall = time.perf_counter() - t
+        return resume_run
+
+    def fail(r: SuiteRun, e: Exception) -> None:  # one failed row does not stop the grid
+        failed[r.key] = _record_failure(r, e)
+        log(f"  FAILED: {r.method} seed {r.seed}: {failed[r.key]['error']}" + (
+            f" (last good checkpoint {failed[r.key]['checkpoint']})" if failed[r.key]["checkpoint"] else ""))
+        if r.key in kept and (r.run_dir / "checkpoint.pt").exists():
+            _keep_base(r, kept[r.key], unfinished=True)
+        write_results(meta, runs, out, recorded)
+
+    def finish(r: SuiteRun, wall: float, resume_run: bool) -> None:
         if resume_run:  # and the time earlier processes spent on it, as far as its checkpoint knew
             ran = json.loads((r.run_dir / "metrics.json").read_text())["run"]
             wall += ran.get("wall_s", ran["wall_s_this_process"]) - ran["wall_s_this_process"]
@@ -413,6 +418,25 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         if r.key in kept:
             _keep_base(r, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
+
+    if jobs > 1:
+        _run_parallel(todo, jobs, failed, base_of, announce, begin, fail, finish, log)
+    for i, r in enumerate(todo if jobs <= 1 else []):
+        if not announce(i, r):
+            continue
+        resume_run = begin(r)
+        t = time.perf_counter()
+        try:
+            Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
+        except KeyboardInterrupt:  # Ctrl-C / SIGINT: a kept base under way keeps its last checkpoint too
+            if r.key in kept:
+                _keep_base(r, kept[r.key], unfinished=True)
+                log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
+            raise
+        except Exception as e:
+            fail(r, e)
+            continue
+        finish(r, time.perf_counter() - t, resume_run)
     rows = write_results(meta, runs, out, recorded)
     done = [x for x in rows if not x.get("failed")]
     if done:
@@ -422,6 +446,71 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         log(f"{len(failed)} run(s) failed: " + "; ".join(f"{m} seed {sd}: {x['error']}" for (m, _, sd), x in failed.items())
             + " (see results.md; `--resume --retry-failed` continues them from their last checkpoint after a fix)")
     return out
+
+
+def _train_one(cfg: dict, run_dir: str, resume: bool, threads: int, device: str) -> None:
+    """A worker process's run (the local launcher): the config with its share of the threads."""
+    import dataclasses
+
+    from longtail.engine.trainer import Trainer
+
+    run = from_dict(RunConfig, cfg)
+    run = dataclasses.replace(run, engine=dataclasses.replace(run.engine, threads=threads, device=device or run.engine.device))
+    Trainer(run, Path(run_dir), resume=resume, log=lambda m: None).run()
+
+
+def _run_parallel(todo: list[SuiteRun], jobs: int, failed: dict, base_of, announce, begin, fail, finish, log) -> None:
+    """``jobs`` runs at once, in spawned processes (a forked one would inherit torch's thread
+    pools); a run waits for the run it reuses. Ctrl-C / kill stops the workers: their runs
+    continue from their last checkpoints with --resume."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    log(f"local launcher: {jobs} runs at once, {threads} torch thread(s) each"
+        + (f", on {gpus} GPUs in turn" if gpus > 1 else ""))
+    keys = {r.key for r in todo}
+    pending, running, done, slot = list(enumerate(todo)), {}, set(), 0
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+    try:
+        while pending or running:
+            for item in list(pending):
+                if len(running) >= jobs:
+                    break
+                i, r = item
+                b = base_of(r)
+                if b in keys and b not in done and b not in failed:  # the run it starts from is still to finish
+                    continue
+                pending.remove(item)
+                if not announce(i, r):
+                    continue
+                resume_run = begin(r)
+                device = f"cuda:{slot % gpus}" if gpus > 1 else ""
+                slot += 1
+                running[pool.submit(_train_one, to_dict(r.cfg), str(r.run_dir), resume_run, threads, device)] = \
+                    (r, resume_run, time.perf_counter())
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                r, resume_run, t = running.pop(fut)
+                try:
+                    fut.result()
+                except Exception as e:
+                    fail(r, e)
+                    continue
+                done.add(r.key)
+                finish(r, time.perf_counter() - t, resume_run)
+    except KeyboardInterrupt:
+        for p in list(getattr(pool, "_processes", {}).values()):
+            p.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 FAILED = "FAILED"  # a run folder's record of a failed run (JSON: error, fix, stage, epoch, checkpoint)

@@ -261,8 +261,12 @@ def cmd_bench(args) -> int:
     if args.plan:
         plan_suite(Path(args.suite), args.runs, args.overrides, tier=args.tier)
         return 0
+    if args.launcher == "sequential" and (args.jobs or 1) > 1:
+        raise LongtailError(f"--jobs {args.jobs} runs several runs at once, which the sequential launcher does not",
+                            "add --launcher local (or leave out --jobs)")
+    jobs = (args.jobs or 2) if args.launcher == "local" else 1
     out = run_suite(Path(args.suite), args.runs, args.results, args.overrides, tier=args.tier, resume=args.resume,
-                    retry_failed=args.retry_failed)
+                    retry_failed=args.retry_failed, jobs=jobs)
     # the exit status says how many runs failed (0: none; at most 100)
     return min(failed_runs(out), 100)
 
@@ -356,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--results", help="folder for results (default benchmarks/results)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key in every run, e.g. --set stages.0.epochs=1")
+    b.add_argument("--launcher", choices=("sequential", "local"), default="sequential",
+                   help="sequential: one run after another (default); local: --jobs runs at once on this machine, "
+                        "each with its share of the CPU threads (and of the GPUs)")
+    b.add_argument("--jobs", type=int, default=None, metavar="N", help="with --launcher local: runs at once (default 2)")
     b.add_argument("--plan", action="store_true",
                    help="print the runs, which runs reuse which, and the grid's cost on this machine (epochs timed here); train nothing")
     b.add_argument("--retry-failed", action="store_true",
