@@ -421,22 +421,23 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
 
     if jobs > 1:
         _run_parallel(todo, jobs, failed, base_of, announce, begin, fail, finish, log)
-    for i, r in enumerate(todo if jobs <= 1 else []):
-        if not announce(i, r):
-            continue
-        resume_run = begin(r)
-        t = time.perf_counter()
-        try:
-            Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
-        except KeyboardInterrupt:  # Ctrl-C / SIGINT: a kept base under way keeps its last checkpoint too
-            if r.key in kept:
-                _keep_base(r, kept[r.key], unfinished=True)
-                log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
-            raise
-        except Exception as e:
-            fail(r, e)
-            continue
-        finish(r, time.perf_counter() - t, resume_run)
+    else:
+        for i, r in enumerate(todo):
+            if not announce(i, r):
+                continue
+            resume_run = begin(r)
+            t = time.perf_counter()
+            try:
+                Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
+            except KeyboardInterrupt:  # Ctrl-C / SIGINT: a kept base under way keeps its last checkpoint too
+                if r.key in kept:
+                    _keep_base(r, kept[r.key], unfinished=True)
+                    log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
+                raise
+            except Exception as e:
+                fail(r, e)
+                continue
+            finish(r, time.perf_counter() - t, resume_run)
     rows = write_results(meta, runs, out, recorded)
     done = [x for x in rows if not x.get("failed")]
     if done:
