@@ -130,6 +130,9 @@ def shutdown(info: DistInfo) -> None:
     its gloo connections down while another still talks on them can abort that one ("terminate
     called without an active exception")."""
     if info.active and dist.is_initialized():
+        import gc
+
+        gc.collect()  # a DistributedDataParallel wrapper no longer referenced, in a cycle, goes first
         dist.barrier()
         dist.destroy_process_group()
 

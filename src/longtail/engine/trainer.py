@@ -689,6 +689,9 @@ class Trainer:
                 raise problem
             return self._run()
         finally:
+            # the DDP wrapper of the last stage holds the process group: released with the run, so
+            # that leaving the group (distributed.shutdown) does not outlive it
+            self._step = None
             if lock is not None:
                 lock.release()
 
