@@ -563,7 +563,7 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         log("reuse (each run of the right starts from the same IF and seed's run of the left):")
         for base, after in reusers.items():
             log(f"  {base}{' (not reported)' if not next(x for x in runs if x.method == base).report else ''} -> {', '.join(after)}")
-    total, timed, lines = 0.0, 0, []
+    total, timed, lines, shaped = 0.0, 0, [], set()
     for m in methods:
         mine = [r for r in runs if r.method == m]
         r0 = mine[0]
@@ -580,7 +580,8 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                 lines.append(f"| {m} | {len(mine)} | {'+'.join(str(s.epochs) for s in r0.cfg.stages)} | no estimate here: "
                              f"{e.problem} | — |")
                 continue
-            unit_said = f"{unit:.1f} s (random images of the data's shape: {e.problem})"
+            unit_said = f"{unit:.1f} s *"
+            shaped.add(e.problem)
         else:
             unit_said = f"{unit:.1f} s"
         seconds = sum(_cost(r) for r in mine) * unit
@@ -590,6 +591,9 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     log("| method | runs | epochs (stages) | an epoch here (its first stage; timed) | runs' total |\n|---|---:|---|---|---:|")
     for line in lines:
         log(line)
+    if shaped:
+        log("* timed on random images of the data's shape, a plain cross-entropy step of the stage's trainable parts, "
+            f"and the long-tail profile's image count: the data is not here ({'; '.join(sorted(shaped))})")
     if timed:
         log(f"total: about {total / 3600:.1f} h on this machine for the {timed} of {len(runs)} runs timed "
             "(each run alone; a reusing run's stage 1 is not counted again)")
