@@ -121,14 +121,13 @@ class LoadedModel:
         scale, bias = _posthoc_affine(self.cfg, metrics["class_counts"], len(self.class_names))
         self.model = DeployModel(net, inp["mean"], inp["std"], scale, bias).to(self.device).eval()
 
-    def _images(self, images, skip_unreadable: bool = False) -> tuple[torch.Tensor, list[str]]:
-        """Paths (files or folders of images), or a uint8 / [0, 1] float tensor N x C x H x W.
-        Every file is opened first: unreadable ones are named all at once (an error), or, with
-        ``skip_unreadable``, left out and kept in ``self.unreadable`` as (path, why)."""
-        self.unreadable = []
+    def _images(self, images, skip_unreadable: bool = False) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
+        """Paths (files or folders of images), or a uint8 / [0, 1] float tensor N x C x H x W, as
+        (images, names, unreadable). Every file is opened first: unreadable ones are named all at
+        once (an error), or, with ``skip_unreadable``, left out and returned as (path, why)."""
         if isinstance(images, torch.Tensor):
             x = images.float() / 255.0 if not images.is_floating_point() else images.float()
-            return x, [str(i) for i in range(len(x))]
+            return x, [str(i) for i in range(len(x))], []
         from longtail.data.datasets import scan_images
         from longtail.data.formats import IMAGE_SUFFIXES
         from longtail.data.images import FileImages
@@ -150,13 +149,12 @@ class LoadedModel:
             raise LongtailError(f"{len(bad)} of {len(paths)} images cannot be read: {shown}",
                                 "remove or re-save them, or skip them: longtail predict --skip-unreadable (a row each, "
                                 "saying why), predict(..., skip_unreadable=True) in Python")
-        self.unreadable = bad
         dropped = {p for p, _ in bad}
         paths = [p for p in paths if str(p) not in dropped]
         if not paths:
             raise LongtailError(f"none of the {len(bad)} images can be read", "pass readable image files")
         files = FileImages(paths, self.resize, self.channels)
-        return files, [str(p) for p in paths]
+        return files, [str(p) for p in paths], bad
 
     def logits(self, images, batch_size: int = 256, progress: bool = False, skip_unreadable: bool = False) -> torch.Tensor:
         """The run's evaluation logits of ``images`` (unreadable files left out with ``skip_unreadable``)."""
@@ -181,8 +179,7 @@ class LoadedModel:
     def predict(self, images, top_k: int = 1, progress: bool = False, skip_unreadable: bool = False) -> list[dict]:
         """One dict per image: path, the predicted class name, its probability and the top k;
         with ``skip_unreadable``, an unreadable file's dict has its ``error`` instead (and class None)."""
-        data, names = self._images(images, skip_unreadable)
-        bad = self.unreadable
+        data, names, bad = self._images(images, skip_unreadable)
         probs = torch.softmax(self._logits(data, 256, progress), 1)
         k = min(top_k, probs.shape[1])
         p, idx = probs.topk(k, 1)
