@@ -37,12 +37,15 @@ VERSION = 1
 SHARD_BYTES = 256 << 20  # 256 MiB a shard: few files, each small enough to rewrite after a crash
 
 
+def cache_base() -> Path:
+    """``$LONGTAIL_CACHE``, else ``~/.cache/longtail``: where longtail's caches live."""
+    base = os.environ.get("LONGTAIL_CACHE")
+    return Path(base).expanduser() if base else Path.home() / ".cache" / "longtail"
+
+
 def cache_root(cache_dir: str = "") -> Path:
     """``data.cache_dir``, else ``$LONGTAIL_CACHE/prepared``, else ``~/.cache/longtail/prepared``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    base = os.environ.get("LONGTAIL_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "longtail") / "prepared"
+    return Path(cache_dir).expanduser() if cache_dir else cache_base() / "prepared"
 
 
 def cache_key(paths, size: int, channels: int) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -95,10 +94,9 @@ class FeatureView(nn.Module):
 
 def cache_dir(data_cache_dir: str = "") -> Path:
     """``data.cache_dir``/features, else ``$LONGTAIL_CACHE/features``, else ``~/.cache/longtail/features``."""
-    if data_cache_dir:
-        return Path(data_cache_dir).expanduser() / "features"
-    base = os.environ.get("LONGTAIL_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "longtail") / "features"
+    from longtail.data.cache import cache_base
+
+    return (Path(data_cache_dir).expanduser() if data_cache_dir else cache_base()) / "features"
 
 
 def _hash_tensor(h, t: torch.Tensor) -> None:
@@ -111,11 +109,10 @@ def _hash_images(h, data) -> None:
     images = data.images
     if isinstance(images, torch.Tensor):
         _hash_tensor(h, images)
-    else:  # files: their paths, sizes and modification times, and the decode size
-        h.update(json.dumps([list(images.shape)]).encode())
-        for p in images.paths:
-            st = os.stat(p)
-            h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    else:  # files: their paths, sizes and modification times, and the decode size (the prepared shards' key)
+        from longtail.data.cache import cache_key
+
+        h.update(cache_key(images.paths, images.shape[-1], images.shape[1]).encode())
     _hash_tensor(h, data.labels)
 
 
