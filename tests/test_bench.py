@@ -4,6 +4,7 @@ finished runs, and stage-1 reuse that is bit-identical to running both stages.""
 import importlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -839,3 +840,54 @@ def test_local_launcher_gives_the_sequential_rows_bit_for_bit(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", str(suite), "--jobs", "2"]) == 2  # several at once needs the local launcher
     assert "add --launcher local" in capsys.readouterr().err
+
+
+def test_submitit_local_executor_gives_the_sequential_rows_and_collects_later(tmp_path, capsys):
+    """--launcher slurm with submitit's local executor: a job a run, the reusing run after its
+    base, the same metrics bit for bit as the sequential grid; without --wait the command
+    returns once the jobs are submitted, and a later --resume records their rows."""
+    pytest.importorskip("submitit")
+    from longtail.cli import main
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    common = ["bench", str(suite), "--set", "engine.threads=1"]
+    assert main(common + ["--runs", str(tmp_path / "seq_runs"), "--results", str(tmp_path / "seq")]) == 0
+    sub = common + ["--runs", str(tmp_path / "sub_runs"), "--results", str(tmp_path / "sub"), "--launcher", "slurm",
+                    "--slurm", "cluster=local", "--slurm", "poll_s=0.2"]
+    capsys.readouterr()
+    assert main(sub + ["--wait"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("submitted as job") == 4 and "waiting for 4 job(s) on local" in out
+    seq, par = (json.loads((tmp_path / d / "tiny" / "results.json").read_text())["runs"] for d in ("seq", "sub"))
+    key = lambda r: (r["method"], r["seed"])  # noqa: E731
+    assert sorted(map(key, par)) == [("ce", 0), ("ce", 1), ("crt", 0), ("crt", 1)]
+    by = {key(r): r for r in par}
+    for r in seq:
+        assert r["metrics"] == by[key(r)]["metrics"], key(r)
+    assert all(r["wall_s"] > 0 for r in par)
+    # without --wait: submitted, then collected by a later --resume
+    fresh = common + ["--runs", str(tmp_path / "late_runs"), "--results", str(tmp_path / "late"), "--launcher", "slurm",
+                      "--slurm", "cluster=local", "--slurm", "poll_s=0.2"]
+    suite_data = yaml.safe_load(suite.read_text())
+    suite_data["seeds"] = [0]
+    suite.write_text(yaml.safe_dump(suite_data))
+    assert main(fresh) == 0
+    out = capsys.readouterr().out
+    assert "--resume` (any time) records the finished rows" in out
+    import longtail.launchers as launchers
+
+    book = launchers.JobBook(tmp_path / "late_runs")
+    for entry in book.jobs.values():  # the jobs end on their own
+        while launchers.job_alive("local", entry["id"]):
+            time.sleep(0.2)
+    assert main(fresh + ["--resume"]) == 0
+    rows = json.loads((tmp_path / "late" / "tiny" / "results.json").read_text())["runs"]
+    assert sorted(map(key, rows)) == [("ce", 0), ("crt", 0)]
+    assert rows[0]["metrics"] == by[("ce", 0)]["metrics"]
+    # the keys are checked before anything is submitted
+    capsys.readouterr()
+    assert main(sub + ["--slurm", "partiton=gpu"]) == 2
+    assert "unknown slurm key(s) ['partiton']" in capsys.readouterr().err
+    assert main(common + ["--slurm", "partition=gpu"]) == 2
+    assert "add --launcher slurm" in capsys.readouterr().err

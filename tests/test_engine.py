@@ -115,8 +115,27 @@ def test_run_lock_refuses_live_owner_and_takes_over_stale(tmp_path):
         (tmp_path / ".lock").write_text(str(os.getpid()))
     (tmp_path / ".lock").write_text("999999999")  # no such process
     lock = RunLock(tmp_path).acquire()
-    assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    assert (tmp_path / ".lock").read_text().split()[0] == str(os.getpid())
     lock.release()
+
+
+def test_run_lock_from_another_host(tmp_path, monkeypatch):
+    """On a shared file system: another host's lock is refused with the host named, unless its
+    Slurm job is this one (requeued on another node) or has ended."""
+    import longtail.launchers
+
+    (tmp_path / ".lock").write_text("999999999 node7 ")
+    with pytest.raises(LongtailError, match="in use by process 999999999 on node7"):
+        RunLock(tmp_path).acquire()
+    (tmp_path / ".lock").write_text("999999999 node7 41")
+    monkeypatch.setattr(longtail.launchers, "job_alive", lambda cluster, job: job == "41")
+    with pytest.raises(LongtailError, match="on node7"):
+        RunLock(tmp_path).acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "41")  # the same job, requeued here
+    RunLock(tmp_path).acquire().release()
+    monkeypatch.delenv("SLURM_JOB_ID")
+    (tmp_path / ".lock").write_text("999999999 node7 40")  # a job the scheduler no longer holds
+    RunLock(tmp_path).acquire().release()
 
 
 def test_eval_reproduces_the_run_metrics(reference_run, tmp_path, capsys):

@@ -159,7 +159,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                tier: str | None = None) -> tuple[dict, list[SuiteRun]]:
     suite = _read_yaml(path)
     allowed = {"suite", "tier", "tiers", "seeds", "imbalance_factors", "set", "methods", "description", "runs", "order",
-               "keep_bases"}
+               "keep_bases", "slurm"}
     unknown = set(suite) - allowed
     if unknown:
         raise LongtailError(f"suite {path}: unknown key(s) {sorted(unknown)}", f"valid keys: {sorted(allowed)}")
@@ -248,6 +248,7 @@ def load_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
                        + [f"--set '{o}'" for o in extra_set or []])
     return {"suite": name, "tier": tier, "seeds": seeds, "path": str(path), "command": command,
             "default_tier": tier == default_tier, "order": order, "keep_bases": keep_bases, "runs_root": runs_root,
+            "slurm": suite.get("slurm") or {},
             "description": suite.get("description", ""),
             "tier_description": tier_spec.get("description", "")}, runs
 
@@ -290,7 +291,8 @@ def results_dir(meta: dict, results_root: Path | None = None) -> Path:
 
 def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | None = None,
               extra_set: list[str] | None = None, log=print, tier: str | None = None, resume: bool = False,
-              retry_failed: bool = False, jobs: int = 1) -> Path:
+              retry_failed: bool = False, jobs: int = 1, launcher: str = "sequential", slurm: list[str] | None = None,
+              wait: bool = False) -> Path:
     """Train every run of the suite not yet finished and write the results files.
 
     ``resume=False`` (the command line without ``--resume``) refuses to start when any run of
@@ -305,10 +307,21 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     ``jobs`` > 1 trains that many runs at once in worker processes on this machine (the local
     launcher), each with its share of the CPU threads (and, with several GPUs, its own device);
     a run that reuses another starts when that one has finished. The results are the same rows as
-    the sequential grid's on the same threads."""
+    the sequential grid's on the same threads.
+
+    ``launcher="slurm"`` submits each run as a job through submitit (the suite's ``slurm:`` keys,
+    ``slurm`` items ``KEY=VALUE`` on top; ``cluster=local`` runs the jobs as processes here), a
+    reusing run's job depending on its base's; ``wait`` follows them to the end, otherwise a
+    later call with ``resume`` records what has finished and resubmits what ended without a
+    result. Whatever the launcher, a run whose job is still held by the scheduler is left to it."""
+    from longtail import launchers
     from longtail.engine.trainer import Trainer
 
     meta, runs = load_suite(path, runs_root, extra_set, tier)
+    opts = {}
+    if launcher == "slurm":  # every key checked, and submitit and sbatch found, before anything runs
+        opts = launchers.slurm_options(meta["slurm"], slurm, f"suite {path}")
+        launchers.check_submitit(opts.get("cluster", "slurm"))
     out = results_dir(meta, results_root)
     recorded = _recorded_rows(out, runs)
     for r in runs:
@@ -330,6 +343,13 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
                 del recorded[r.key]
         failed = {}
     todo = [r for r in runs if not (r.run_dir / "metrics.json").exists() and r.key not in recorded and r.key not in failed]
+    book = launchers.JobBook(meta["runs_root"])
+    if book.jobs and launcher != "slurm":  # a job's run is its job's, whatever launches the rest
+        held = {r.key: job for r in todo if (job := book.live(r.run_dir))}
+        if held:
+            log(f"{len(held)} run(s) are still held by the scheduler and left to their jobs: "
+                + ", ".join(f"{m} seed {sd} (job {j})" for (m, _, sd), j in held.items()))
+            todo = [r for r in todo if r.key not in held]
     if failed:
         log(f"{len(failed)} run(s) failed earlier and are left as they are (--retry-failed continues them): "
             + ", ".join(f"{m} seed {sd}" for m, _, sd in failed))
@@ -401,12 +421,13 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
             (r.run_dir / "commit.txt").write_text(commit + "\n")
         return resume_run
 
-    def fail(r: SuiteRun, e: Exception) -> None:  # one failed row does not stop the grid
-        failed[r.key] = _record_failure(r, e)
+    def fail(r: SuiteRun, e: Exception | None) -> None:  # one failed row does not stop the grid
+        # (e None: a job recorded why in the run folder)
+        failed[r.key] = record_failure(r.run_dir, e) if e is not None else json.loads((r.run_dir / FAILED).read_text())
         log(f"  FAILED: {r.method} seed {r.seed}: {failed[r.key]['error']}" + (
             f" (last good checkpoint {failed[r.key]['checkpoint']})" if failed[r.key]["checkpoint"] else ""))
         if r.key in kept and (r.run_dir / "checkpoint.pt").exists():
-            _keep_base(r, kept[r.key], unfinished=True)
+            keep_base(r.run_dir, kept[r.key], unfinished=True)
         write_results(meta, runs, out, recorded)
 
     def finish(r: SuiteRun, wall: float, resume_run: bool) -> None:
@@ -416,11 +437,13 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         (r.run_dir / "wall_s.txt").write_text(f"{wall:.1f}\n")
         _add_time(known, r, wall)
         if r.key in kept:
-            _keep_base(r, kept[r.key])
+            keep_base(r.run_dir, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
 
-    if jobs > 1:
-        _run_parallel(todo, jobs, failed, base_of, announce, begin, fail, finish, log)
+    if launcher == "slurm":
+        launchers.run_submitit(todo, opts, meta, kept, book, wait, base_of, announce, begin, fail, finish, log)
+    elif jobs > 1:
+        launchers.run_local(todo, jobs, failed, base_of, announce, begin, fail, finish, log)
     else:
         for i, r in enumerate(todo):
             if not announce(i, r):
@@ -431,7 +454,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
                 Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
             except KeyboardInterrupt:  # Ctrl-C / SIGINT: a kept base under way keeps its last checkpoint too
                 if r.key in kept:
-                    _keep_base(r, kept[r.key], unfinished=True)
+                    keep_base(r.run_dir, kept[r.key], unfinished=True)
                     log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
                 raise
             except Exception as e:
@@ -449,85 +472,20 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     return out
 
 
-def _train_one(cfg: dict, run_dir: str, resume: bool, threads: int, device: str) -> None:
-    """A worker process's run (the local launcher): the config with its share of the threads."""
-    import dataclasses
-
-    from longtail.engine.trainer import Trainer
-
-    run = from_dict(RunConfig, cfg)
-    run = dataclasses.replace(run, engine=dataclasses.replace(run.engine, threads=threads, device=device or run.engine.device))
-    Trainer(run, Path(run_dir), resume=resume, log=lambda m: None).run()
-
-
-def _run_parallel(todo: list[SuiteRun], jobs: int, failed: dict, base_of, announce, begin, fail, finish, log) -> None:
-    """``jobs`` runs at once, in spawned processes (a forked one would inherit torch's thread
-    pools); a run waits for the run it reuses. Ctrl-C / kill stops the workers: their runs
-    continue from their last checkpoints with --resume."""
-    import multiprocessing as mp
-    import os
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    import torch
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    log(f"local launcher: {jobs} runs at once, {threads} torch thread(s) each"
-        + (f", on {gpus} GPUs in turn" if gpus > 1 else ""))
-    keys = {r.key for r in todo}
-    pending, running, done, slot = list(enumerate(todo)), {}, set(), 0
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
-    try:
-        while pending or running:
-            for item in list(pending):
-                if len(running) >= jobs:
-                    break
-                i, r = item
-                b = base_of(r)
-                if b in keys and b not in done and b not in failed:  # the run it starts from is still to finish
-                    continue
-                pending.remove(item)
-                if not announce(i, r):
-                    continue
-                resume_run = begin(r)
-                device = f"cuda:{slot % gpus}" if gpus > 1 else ""
-                slot += 1
-                running[pool.submit(_train_one, to_dict(r.cfg), str(r.run_dir), resume_run, threads, device)] = \
-                    (r, resume_run, time.perf_counter())
-            if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                r, resume_run, t = running.pop(fut)
-                try:
-                    fut.result()
-                except Exception as e:
-                    fail(r, e)
-                    continue
-                done.add(r.key)
-                finish(r, time.perf_counter() - t, resume_run)
-    except KeyboardInterrupt:
-        for p in list(getattr(pool, "_processes", {}).values()):
-            p.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-
-
 FAILED = "FAILED"  # a run folder's record of a failed run (JSON: error, fix, stage, epoch, checkpoint)
 
 
-def _record_failure(r: SuiteRun, e: Exception) -> dict:
+def record_failure(run_dir: Path, e: Exception) -> dict:
     """What failed, where, and from where it can continue; written to the run folder."""
     import re
 
     text = str(e.problem if isinstance(e, LongtailError) else f"{type(e).__name__}: {e}").strip().splitlines()[0]
     where = re.search(r"stage '([^']+)'.*?epoch (\d+)", text)
-    ckpt = r.run_dir / "checkpoint.pt"
+    ckpt = run_dir / "checkpoint.pt"
     info = {"error": text, "fix": getattr(e, "fix", ""), "stage": where.group(1) if where else None,
             "epoch": int(where.group(2)) if where else None, "checkpoint": str(ckpt) if ckpt.exists() else None}
-    r.run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(r.run_dir / FAILED, json.dumps(info, indent=1) + "\n")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / FAILED, json.dumps(info, indent=1) + "\n")
     return info
 
 
@@ -630,7 +588,7 @@ BASE_FILES = ("model.pt", "metrics.json", "config.yaml", "commit.txt", "wall_s.t
 UNFINISHED_FILES = ("checkpoint.pt", "checkpoint.pt.prev", "config.yaml", "commit.txt")
 
 
-def _keep_base(r: SuiteRun, kept: Path, unfinished: bool = False) -> None:
+def keep_base(run_dir: Path, kept: Path, unfinished: bool = False) -> None:
     """With ``keep_bases: true``, a finished run that others reuse is copied beside the results
     (``<results>/bases/...``, about 0.3 MB for ResNet-8), so a fresh checkout that still has
     runs reusing it starts from these very weights instead of training it again. An interrupted
@@ -640,12 +598,12 @@ def _keep_base(r: SuiteRun, kept: Path, unfinished: bool = False) -> None:
     for f in set(BASE_FILES + UNFINISHED_FILES):
         (kept / f).unlink(missing_ok=True)
     for f in UNFINISHED_FILES if unfinished else BASE_FILES:
-        if (r.run_dir / f).exists():
-            shutil.copy2(r.run_dir / f, kept / f)
+        if (run_dir / f).exists():
+            shutil.copy2(run_dir / f, kept / f)
 
 
 def _restore_base(r: SuiteRun, kept: Path) -> None:
-    """The inverse of :func:`_keep_base`, for a run folder with neither weights nor a checkpoint;
+    """The inverse of :func:`keep_base`, for a run folder with neither weights nor a checkpoint;
     a kept run of another config (the suite changed since) is left alone, and the run is trained
     as usual."""
     here = [f for f in ("model.pt", "checkpoint.pt", "checkpoint.pt.prev") if (r.run_dir / f).exists()]

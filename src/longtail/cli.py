@@ -264,9 +264,12 @@ def cmd_bench(args) -> int:
     if args.launcher == "sequential" and (args.jobs or 1) > 1:
         raise LongtailError(f"--jobs {args.jobs} runs several runs at once, which the sequential launcher does not",
                             "add --launcher local (or leave out --jobs)")
+    if args.launcher != "slurm" and (args.slurm or args.wait):
+        raise LongtailError(f"{'--slurm' if args.slurm else '--wait'} is for jobs on a cluster, which the {args.launcher} "
+                            "launcher does not submit", "add --launcher slurm")
     jobs = (args.jobs or 2) if args.launcher == "local" else 1
     out = run_suite(Path(args.suite), args.runs, args.results, args.overrides, tier=args.tier, resume=args.resume,
-                    retry_failed=args.retry_failed, jobs=jobs)
+                    retry_failed=args.retry_failed, jobs=jobs, launcher=args.launcher, slurm=args.slurm, wait=args.wait)
     # the exit status says how many runs failed (0: none; at most 100)
     return min(failed_runs(out), 100)
 
@@ -360,9 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--results", help="folder for results (default benchmarks/results)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key in every run, e.g. --set stages.0.epochs=1")
-    b.add_argument("--launcher", choices=("sequential", "local"), default="sequential",
+    b.add_argument("--launcher", choices=("sequential", "local", "slurm"), default="sequential",
                    help="sequential: one run after another (default); local: --jobs runs at once on this machine, "
-                        "each with its share of the CPU threads (and of the GPUs)")
+                        "each with its share of the CPU threads (and of the GPUs); slurm: a Slurm job a run through "
+                        "submitit (needs longtail[cluster]), a reusing run's job after its base's")
+    b.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --launcher slurm: a job setting over the suite's 'slurm:' keys (partition, account, qos, "
+                        "constraint, time_min, mem_gb, cpus_per_task, gpus_per_node, setup, additional; cluster=local "
+                        "runs the jobs as processes on this machine)")
+    b.add_argument("--wait", action="store_true",
+                   help="with --launcher slurm: follow the jobs until every one has ended and record each row as it "
+                        "ends (without it: submit and return; a later --resume records the finished rows)")
     b.add_argument("--jobs", type=int, default=None, metavar="N", help="with --launcher local: runs at once (default 2)")
     b.add_argument("--plan", action="store_true",
                    help="print the runs, which runs reuse which, and the grid's cost on this machine (epochs timed here); train nothing")

@@ -154,8 +154,10 @@ def machine_description(device: torch.device) -> str:
 
 
 class RunLock:
-    """``<run>/.lock`` holding the owner's pid: a second live run in the same folder is
-    refused; a lock left by a dead process is taken over."""
+    """``<run>/.lock`` holding the owner's pid, host and Slurm job id: a second live run in the
+    same folder is refused; a lock left by a dead process is taken over. On a shared file system
+    a lock from another host is stale when its Slurm job is this very job (requeued elsewhere) or
+    one the scheduler no longer holds; otherwise it is refused with the host named."""
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / ".lock"
@@ -166,24 +168,47 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                pid = self._owner()
-                if pid is not None and pid != os.getpid() and _alive(pid):
-                    raise LongtailError(f"run folder {self.path.parent} is in use by process {pid}",
-                                        "wait for it to finish, or pass --out for another folder") from None
+                owner = self._owner()
+                if owner is not None and not self._mine(owner) and self._live(*owner):
+                    pid, host, _ = owner
+                    where = "" if host in ("", _host()) else f" on {host}"
+                    raise LongtailError(f"run folder {self.path.parent} is in use by process {pid}{where}",
+                                        "wait for it to finish, or pass --out for another folder"
+                                        + (f" (if it is gone, delete {self.path})" if where else "")) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
             with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
+                f.write(" ".join(map(str, self._me())))
             return self
 
-    def _owner(self) -> int | None:
+    @staticmethod
+    def _me() -> tuple[int, str, str]:
+        return os.getpid(), _host(), os.environ.get("SLURM_JOB_ID", "")
+
+    @staticmethod
+    def _mine(owner: tuple[int, str, str]) -> bool:
+        return owner[0] == os.getpid() and owner[1] in ("", _host())
+
+    @staticmethod
+    def _live(pid: int, host: str, job: str) -> bool:
+        if host in ("", _host()):
+            return _alive(pid)
+        if job:  # another host's lock: its Slurm job says whether it is alive
+            from longtail.launchers import job_alive
+
+            return job != os.environ.get("SLURM_JOB_ID") and job_alive("slurm", job)
+        return True
+
+    def _owner(self) -> tuple[int, str, str] | None:
         try:
-            return int(self.path.read_text().strip() or "x")
-        except (OSError, ValueError):
+            parts = self.path.read_text().split() + ["", ""]  # (a lock of an older version holds the pid alone)
+            return int(parts[0]), parts[1], parts[2]
+        except (OSError, ValueError, IndexError):
             return None
 
     def release(self) -> None:
-        if self._owner() == os.getpid():
+        owner = self._owner()
+        if owner is not None and self._mine(owner):
             self.path.unlink(missing_ok=True)
 
     def __enter__(self):
@@ -191,6 +216,12 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def _alive(pid: int) -> bool:
