@@ -8,9 +8,9 @@ data (Fashion-MNIST-LT IF 100, quick-tier data, the same seeds), with wall times
 Prints a markdown table: each method's balanced accuracy (the test set is balanced, so it is
 the overall accuracy) and tail accuracy as mean ± sample std over seeds, the per-seed
 difference pretrained − scratch (same seed, same training images) with its verdict by the paired
-rule (docs/results.md, "How a verdict is decided"), and the mean wall time of a run (a reusing
+rule (docs/results/verdict_rule.md), and the mean wall time of a run (a reusing
 row's time is its own stages only, e.g. cRT's classifier stage; the pretrained rows' one feature
-pass is not in them: docs/results.md gives it).
+pass is not in them: docs/results/pretrained.md gives it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from verdicts import decide_paired  # noqa: E402  (the paired rule of docs/results.md)
+from verdicts import decide_paired  # noqa: E402  (the paired rule of docs/results/verdict_rule.md)
 PRETRAINED = ROOT / "benchmarks/results/fashion_mnist_lt_pretrained/results.json"
 SCRATCH = ROOT / "benchmarks/results/fashion_mnist_lt_converged/results.json"
 # pretrained row -> the converged suite's row of the same method ("" for none)

@@ -1,5 +1,5 @@
-"""BNS as released and BNS at three capacities: the two figures and tables of docs/results.md's
-"BNS as released" and "BNS and capacity" sections.
+"""BNS as released and BNS at three capacities: the figures and tables of
+docs/results/bns_released.md and docs/results/bns_capacity.md.
 
 capacity.png (from benchmarks/results/fashion_mnist_lt_bns_capacity/results.json): left, the cRT
 read-out's overall accuracy of CE and BNS stage 1s against the network's parameter count (dots

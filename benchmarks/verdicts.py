@@ -3,7 +3,7 @@ decided from paired per-seed differences in one or more bench results folders.
 
 For a claim "A beats B on metric m" the pairing unit is the seed (same data, seed and, where
 they share one, stage-1 model): d_s = m(A) − m(B). The default rule, **paired** (2026-12-06,
-stated in docs/results.md before any row it decides first had run), reads the spread of those
+stated in docs/results/verdict_rule.md before any row it decides first had run), reads the spread of those
 differences, not of the rows: with sd_d their sample standard deviation over n seeds,
 
 - **holds** / **does not**: every d_s has the claim's sign (or every one the opposite) and the
@@ -152,6 +152,43 @@ AUTHORS_CLAIMS = [
     ("PI-H2T (authors' PIF) adds to CE's classifier stage", "overall", ">", [("ce_pih2t_eq", "ce_cls")]),
     ("PIF (authors') half adds to CE's classifier stage", "overall", ">", [("ce_pif_eq_cls", "ce_cls")]),
 ]
+# The controls of PI-H2T as reconstructed from its authors' code
+# (benchmarks/suites/fashion_mnist_lt_pih2t_controls.yaml; its ids read that suite alone)
+CONTROLS_CLAIMS = [
+    # PIF against a learned scalar scale and offset (affine), and against a fixed scale
+    ("the authors' PIF is level with its affine control: CE stage 1", "overall", "~", [("ce_pif_eq", "ce_affine")]),
+    ("the authors' PIF is level with its affine control: CE + mixup stage 1", "overall", "~", [("ce_mixup_pif", "ce_mixup_affine")]),
+    ("the authors' PIF is level with its affine control: RIDE stage 1", "overall", "~", [("ride_pif", "ride_affine")]),
+    ("the authors' PIF is level with its affine control: DR + PI-H2T", "overall", "~", [("dr_pih2t", "dr_pih2t_affine")]),
+    ("the authors' PIF is level with its affine control: MiSLAS + PI-H2T", "overall", "~", [("mislas_pih2t", "mislas_pih2t_affine")]),
+    ("the authors' PIF beats a fixed feature scale: CE stage 1", "overall", ">", [("ce_pif_eq", "ce_scale")]),
+    ("the authors' PIF beats a fixed feature scale: CE + mixup stage 1", "overall", ">", [("ce_mixup_pif", "ce_mixup_scale")]),
+    ("the authors' PIF beats a fixed feature scale: RIDE stage 1", "overall", ">", [("ride_pif", "ride_scale")]),
+    ("the authors' PIF beats a fixed feature scale: DR + PI-H2T", "overall", ">", [("dr_pih2t", "dr_pih2t_scale")]),
+    ("the authors' PIF adds to CE's stage 1", "overall", ">", [("ce_pif_eq", "ce")]),
+    ("the affine control adds to CE's stage 1", "overall", ">", [("ce_affine", "ce")]),
+    ("the authors' PIF adds to RIDE's stage 1", "overall", ">", [("ride_pif", "ride")]),
+    # the donor pass: the ratio-0 control with BatchNorm updating against the same in evaluation mode
+    ("the donor pass's tail gain needs BatchNorm's statistics to update (DR)", "tail", ">", [("dr_h2t_r0", "dr_h2t_r0_bneval")]),
+    ("with BatchNorm in evaluation mode the donor pass changes nothing (DR)", "tail", "~", [("dr_h2t_r0_bneval", "dr")]),
+    ("the donor pass's tail gain needs BatchNorm's statistics to update (RIDE)", "tail", ">", [("ride_h2t_r0", "ride_h2t_r0_bneval")]),
+    ("with BatchNorm in evaluation mode the donor pass changes nothing (RIDE)", "tail", "~", [("ride_h2t_r0_bneval", "ride_cls")]),
+    # H2T's second fusion (H2Tv2, our reading of d) after the authors' PIF, against its p = 1 control
+    ("the convex fusion beats its p = 1 control: overall (DR)", "overall", ">", [("dr_pih2t_convex", "dr_pih2t_convex_p1")]),
+    ("the convex fusion beats its p = 1 control: tail (DR)", "tail", ">", [("dr_pih2t_convex", "dr_pih2t_convex_p1")]),
+    ("the convex fusion beats its p = 1 control: overall (MiSLAS)", "overall", ">", [("mislas_pih2t_convex", "mislas_pih2t_convex_p1")]),
+    ("the convex fusion beats its p = 1 control: tail (MiSLAS)", "tail", ">", [("mislas_pih2t_convex", "mislas_pih2t_convex_p1")]),
+    ("the convex fusion beats the channel swap (DR)", "overall", ">", [("dr_pih2t_convex", "dr_pih2t")]),
+    ("the convex fusion beats the channel swap (MiSLAS)", "overall", ">", [("mislas_pih2t_convex", "mislas_pih2t")]),
+    # corrections: MiSLAS with its class-aware sampler; CE's classifier stage at H2T's 10 epochs
+    ("PI-H2T adds to DR", "overall", ">", [("dr_pih2t", "dr")]),
+    ("PI-H2T adds to MiSLAS (its class-aware sampler)", "overall", ">", [("mislas_pih2t", "mislas")]),
+    ("H2T's classifier stage (10 epochs, no fusion) beats CE", "overall", ">", [("ce_cls", "ce")]),
+    ("PI-H2T (authors' PIF) adds to CE's classifier stage (10 epochs)", "overall", ">", [("ce_pih2t_eq", "ce_cls")]),
+    ("PIF (authors') half adds to CE's classifier stage (10 epochs)", "overall", ">", [("ce_pif_eq_cls", "ce_cls")]),
+    ("after the authors' PIF, the fusion beats its ratio-0 control: tail (CE, 10 epochs)", "tail", ">", [("ce_pih2t_eq", "ce_pih2t_eq_r0")]),
+    ("after the authors' PIF, the fusion beats its ratio-0 control: overall (CE, 10 epochs)", "overall", ">", [("ce_pih2t_eq", "ce_pih2t_eq_r0")]),
+]
 # BNS as released (benchmarks/suites/fashion_mnist_lt_bns_released.yaml, rel_*) against the
 # converged suite's whole-set rows (ws_*): give both results folders
 RELEASED_CLAIMS = [
@@ -181,7 +218,8 @@ CAPACITY_CLAIMS = [
     ("BNS's gap to CE shrinks from ResNet-8 to ResNet-32", "overall", ">", [("gap_r32", "gap_r8")]),
     ("BNS's tail gap to CE shrinks from ResNet-8 to ResNet-32", "tail", ">", [("gap_r32", "gap_r8")]),
 ]
-CLAIM_SETS = {"papers": CLAIMS, "authors": AUTHORS_CLAIMS, "released": RELEASED_CLAIMS, "capacity": CAPACITY_CLAIMS}
+CLAIM_SETS = {"papers": CLAIMS, "authors": AUTHORS_CLAIMS, "controls": CONTROLS_CLAIMS, "released": RELEASED_CLAIMS,
+              "capacity": CAPACITY_CLAIMS}
 # rows made from two others, seed by seed: name -> (A, B), metrics A − B
 DERIVED = {"capacity": {f"gap_{n}": (f"bns_crt_{n}", f"crt_{n}") for n in ("r8", "r20", "r32")}}
 
@@ -256,7 +294,7 @@ def paired_bound(diffs: list[float]) -> float:
 
 
 def decide_paired(diffs: list[float], kind: str, minimum: float = DEFAULT_FIXED_FLOOR) -> tuple[str, float | None]:
-    """The paired rule (2026-12-06; docs/results.md, "How a verdict is decided"), with the margin
+    """The paired rule (2026-12-06; docs/results/verdict_rule.md), with the margin
     the mean had to clear, max(``minimum``, :func:`paired_bound`):
 
     - **holds** / **does not**: every seed's difference has the claim's sign (or every one the
@@ -370,7 +408,7 @@ def main(argv=None) -> None:
     ap.add_argument("--five-epoch-geometry", type=Path, nargs="+", help="the same for the 5-epoch runs (each file a source, "
                     "after the results folders)")
     ap.add_argument("--claims", choices=sorted(CLAIM_SETS), default="papers",
-                    help="papers: the claims of both papers and the baselines (default); authors: PI-H2T as its authors wrote it; "
+                    help="papers: the claims of both papers and the baselines (default); authors: PI-H2T as reconstructed from its authors' code; controls: its controls; "
                          "released: BNS as released (with the converged suite's folder); capacity: BNS and capacity")
     ap.add_argument("--rule", choices=("paired", "floor", "signs"), default="paired",
                     help="paired: on the per-seed differences (default, 2026-12-06); floor: the rows' own spread (2026-12-04); "

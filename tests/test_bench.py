@@ -810,13 +810,20 @@ def test_plan_lists_runs_reuse_and_cost_without_training(tmp_path, capsys, monke
     root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
     suite = _write(tmp_path, root)
     monkeypatch.setattr("longtail.engine.trainer.Trainer.run", lambda self: pytest.fail("trained"))
-    monkeypatch.setattr("longtail.engine.cost.epoch_seconds", lambda trainer, steps=3: 10.0)  # an epoch: 10 s
+    def epoch(trainer, steps=3, counts=None):  # an epoch: 10 s; a step 1,000 ops and 1 TFLOP, 2 steps an epoch
+        counts.update(ops=1000, flops=1e12, steps=2)
+        return 10.0
+
+    monkeypatch.setattr("longtail.engine.cost.epoch_seconds", epoch)
     assert main(["bench", str(suite), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"), "--plan"]) == 0
     out = capsys.readouterr().out
     assert "suite tiny (test tier): 4 runs, 2 methods" in out and "  ce -> crt" in out
     # ce: 2 runs x (2 epochs + 1 for evaluation) x 10 s = 60 s; crt: 2 x (1 head epoch x 0.25 + 1) x 10 s = 25 s
     assert "| ce | 2 | 2 | 10.0 s | 0.02 h |" in out and "| crt | 2 | 2+1 | 10.0 s | 0.01 h |" in out
     assert "total: about 0.0 h on this machine for the 4 of 4 runs timed" in out
+    # on the assumed GPU a step is the longer of 1e12 / (989e12 x 0.4) = 2.53 ms and (1,000 + 91) x 6 us
+    # = 6.55 ms: launch-bound, 13.1 ms an epoch of 2 steps; ce: 2 runs x 3 epochs' worth = 78.6 ms
+    assert "| 1000 ops, 1000.0 GFLOP a step | 0.01 s | 0.00 h |" in out and "GPU-hours, estimated from one training step" in out
     assert not (tmp_path / "res").exists()
 
 
@@ -891,3 +898,45 @@ def test_submitit_local_executor_gives_the_sequential_rows_and_collects_later(tm
     assert "unknown slurm key(s) ['partiton']" in capsys.readouterr().err
     assert main(common + ["--slurm", "partition=gpu"]) == 2
     assert "add --launcher slurm" in capsys.readouterr().err
+
+
+def test_a_step_is_counted_op_by_op_and_flop_by_flop():
+    """The GPU estimate's counts: one aten op a kernel, 2 m n k floating-point operations a
+    matrix product; a step's time is the longer of its arithmetic and its launches."""
+    from longtail.engine.cost import GPU_ASSUMED, counted, gpu_step_seconds
+
+    a, b = torch.ones(2, 4), torch.ones(4, 3)
+    assert counted(lambda: (a @ b).relu()) == (2, 2 * 2 * 4 * 3)
+    w = torch.ones(4, 3, requires_grad=True)
+    ops, flops = counted(lambda: (a @ w).sum().backward())
+    assert flops == 3 * 48 - 48 and ops >= 4  # forward and the weight's gradient (a needs none)
+    per_op = GPU_ASSUMED["us_per_op"] * 1e-6
+    assert gpu_step_seconds(9, 0.0) == pytest.approx((9 + GPU_ASSUMED["engine_ops"]) * per_op)
+    big = 1e15
+    assert gpu_step_seconds(9, big) == pytest.approx(big / (GPU_ASSUMED["peak_tflops"] * 1e12 * GPU_ASSUMED["utilisation"]))
+
+
+@pytest.mark.parametrize("claims,suite", [("authors", "fashion_mnist_lt_pih2t_authors"),
+                                          ("controls", "fashion_mnist_lt_pih2t_controls")])
+def test_every_claim_names_rows_its_suite_reports(claims, suite):
+    """A claim whose row id is not a reported method of its suite would read "not run" for ever."""
+    verdicts = _benchmark("verdicts")
+    meta, runs = load_suite(BENCHMARKS / "suites" / f"{suite}.yaml")
+    reported = {r.method for r in runs if r.report}
+    for claim, _, _, pairs in verdicts.CLAIM_SETS[claims]:
+        for a, b in pairs:
+            if claims == "authors" and "intra" in claim:
+                continue  # geometry rows come from feature_geometry.json
+            assert {a, b} <= reported, (claim, {a, b} - reported)
+
+
+def test_the_results_index_lists_every_claim_of_the_studies():
+    """docs/results/README.md's claim list is the studies' verdict tables, one line a claim, in
+    date: `python benchmarks/results_index.py --check` fails when a table changed without it."""
+    index = _benchmark("results_index")
+    assert index.main(["--check"]) == 0, "run python benchmarks/results_index.py"
+    lines = index.claim_lines()
+    assert any(ln.startswith("| PI-H2T adds to DR | overall | holds (3) | +1.61 |") for ln in lines)
+    assert any("pih2t_controls.md" in ln for ln in lines) and any("bns_capacity.md" in ln for ln in lines)
+    # a continued claim carries its subject
+    assert any(ln.startswith("| BNS + IP-DPP beats CE on tail accuracy, without losing overall accuracy to CE |") for ln in lines)

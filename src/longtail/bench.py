@@ -505,7 +505,7 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     of the methods it could time (None when none)."""
     from collections import defaultdict
 
-    from longtail.engine.cost import epoch_seconds, feature_pass_seconds, no_estimate
+    from longtail.engine.cost import GPU_ASSUMED, epoch_seconds, feature_pass_seconds, gpu_step_seconds, no_estimate
     from longtail.engine.trainer import Trainer
 
     meta, runs = load_suite(path, runs_root, extra_set, tier)
@@ -521,22 +521,23 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         log("reuse (each run of the right starts from the same IF and seed's run of the left):")
         for base, after in reusers.items():
             log(f"  {base}{' (not reported)' if not next(x for x in runs if x.method == base).report else ''} -> {', '.join(after)}")
-    total, timed, lines, shaped = 0.0, 0, [], set()
+    total, gpu_total, timed, lines, shaped = 0.0, 0.0, 0, [], set()
     for m in methods:
         mine = [r for r in runs if r.method == m]
         r0 = mine[0]
+        counts: dict = {}  # one step's ops and flops, and an epoch's steps: the GPU estimate
         try:
             trainer = Trainer(r0.cfg, r0.run_dir, log=lambda msg: None)
             why = no_estimate(trainer)
             if why:
                 raise LongtailError(why, "")
             # the first stage's epoch, as engine/cost.py times it (a reusing run's too: _cost weighs its stages)
-            unit = feature_pass_seconds(trainer) if r0.cfg.stages[0].cache_features else epoch_seconds(trainer)
+            unit = feature_pass_seconds(trainer) if r0.cfg.stages[0].cache_features else epoch_seconds(trainer, counts=counts)
         except LongtailError as e:
-            unit = _shape_epoch_seconds(r0.cfg)  # CIFAR not on this machine: its shape and counts are known
+            unit = _shape_epoch_seconds(r0.cfg, counts)  # CIFAR not on this machine: its shape and counts are known
             if unit is None:
                 lines.append(f"| {m} | {len(mine)} | {'+'.join(str(s.epochs) for s in r0.cfg.stages)} | no estimate here: "
-                             f"{e.problem} | — |")
+                             f"{e.problem} | — | — | — |")
                 continue
             unit_said = f"{unit:.1f} s *"
             shaped.add(e.problem)
@@ -545,8 +546,16 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         seconds = sum(_cost(r) for r in mine) * unit
         total += seconds
         timed += len(mine)
-        lines.append(f"| {m} | {len(mine)} | {'+'.join(str(s.epochs) for s in r0.cfg.stages)} | {unit_said} | {seconds / 3600:.2f} h |")
-    log("| method | runs | epochs (stages) | an epoch here (its first stage; timed) | runs' total |\n|---|---:|---|---|---:|")
+        gpu = ""
+        if counts:
+            gpu_unit = counts["steps"] * gpu_step_seconds(counts["ops"], counts["flops"])
+            gpu_total += sum(_cost(r) for r in mine) * gpu_unit
+            gpu = (f"{counts['ops']} ops, {counts['flops'] / 1e9:.1f} GFLOP a step | {gpu_unit:.2f} s | "
+                   f"{sum(_cost(r) for r in mine) * gpu_unit / 3600:.2f} h")
+        lines.append(f"| {m} | {len(mine)} | {'+'.join(str(s.epochs) for s in r0.cfg.stages)} | {unit_said} | {seconds / 3600:.2f} h | "
+                     + (gpu or "— | — | —") + " |")
+    log("| method | runs | epochs (stages) | an epoch here (its first stage; timed) | runs' total | counted | "
+        f"an epoch on one {GPU_ASSUMED['gpu']} (est.) | runs' total there (est.) |\n|---|---:|---|---|---:|---|---:|---:|")
     for line in lines:
         log(line)
     if shaped:
@@ -555,6 +564,15 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
     if timed:
         log(f"total: about {total / 3600:.1f} h on this machine for the {timed} of {len(runs)} runs timed "
             "(each run alone; a reusing run's stage 1 is not counted again)")
+    if gpu_total:
+        a = GPU_ASSUMED
+        log(f"on one {a['gpu']}: about {gpu_total / 3600:.1f} GPU-hours, estimated from one training step's ops and "
+            f"floating-point operations counted here (the ops as the emulated CUDA device counts them, one kernel each; "
+            f"+{a['engine_ops']} ops of the engine and data path): a step takes the longer of its arithmetic at "
+            f"{a['utilisation']:.0%} of {a['peak_tflops']:g} dense bf16 TFLOP/s and its ops at {a['us_per_op']:g} us each "
+            "(eager PyTorch's dispatch and launch), data on the device, no host sync in a step; evaluation and "
+            "checkpoints priced as one epoch a run. CUDA graphs (engine.cuda_graphs) cut the ops' share; a GPU's "
+            "measured epoch (`longtail train` says it, engine/cost.py) replaces every assumption")
     return total / 3600 if timed else None
 
 
@@ -562,9 +580,14 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
 CIFAR_SHAPES = {"cifar10": (10, 5000, 32), "cifar100": (100, 500, 32)}
 
 
-def _shape_epoch_seconds(cfg: RunConfig) -> float | None:
+def _shape_epoch_seconds(cfg: RunConfig, counts: dict | None = None) -> float | None:
     """An epoch of ``cfg``'s first stage timed on random images of its data's shape, for CIFAR
-    whose files are not here (the long-tail profile gives the image count); None otherwise."""
+    whose files are not here (the long-tail profile gives the image count); None otherwise.
+    ``counts`` gets a step's ``ops`` and ``flops`` at the stage's batch size and the epoch's
+    ``steps`` (as :func:`longtail.engine.cost.epoch_seconds` gives them)."""
+    import math
+
+    from longtail.budget import PROBE_BATCH
     from longtail.budget import Probe
     from longtail.data.profiles import PROFILES
     from longtail.engine.trainer import resolve_stage
@@ -574,7 +597,12 @@ def _shape_epoch_seconds(cfg: RunConfig) -> float | None:
         return None
     classes, n_max, size = CIFAR_SHAPES[d.dataset]
     images = sum(PROFILES[d.profile or "exponential"](classes, d.max_per_class or n_max, d.imbalance_factor))
-    return images * Probe(cfg, 3, classes).step(size, resolve_stage(0, cfg.stages[0]))
+    probe, rs = Probe(cfg, 3, classes), resolve_stage(0, cfg.stages[0])
+    if counts is not None:
+        ops, flops = probe.counts(size, rs)
+        batch = cfg.stages[0].batch_size
+        counts.update(ops=ops, flops=flops * batch / PROBE_BATCH, steps=math.ceil(images / batch))
+    return images * probe.step(size, rs)
 
 
 def _reused(runs: list[SuiteRun]) -> set[tuple]:

@@ -30,7 +30,7 @@ from longtail.errors import LongtailError
 
 SIZES = (224, 192, 160, 128, 96)
 # Pillow decoding and resizing one photo of a few hundred pixels, on one core (the folder of
-# docs/results.md's own-folder measurement decoded at about 250 images/s on 2 cores)
+# docs/results/own_folder.md's measurement decoded at about 250 images/s on 2 cores)
 DECODE_S = 0.004
 PROBE_BATCH = 32
 
@@ -126,36 +126,48 @@ class Probe:
     def step(self, size: int, rs) -> float:
         key = ("step", size, rs.train, rs.backbone_bn)
         if key not in self._seen:
-            from longtail.engine.trainer import Trainer
-
-            m, x = self.model, self._x(size)
-            y = torch.randint(self.num_classes, (PROBE_BATCH,), device=self.device)
-            for p in m.parameters():
-                p.requires_grad_(rs.train == "all")
-            parts = [m.head] + (Trainer._last_parts(m, rs) if rs.train.startswith("last:") else [])
-            for part in parts:
-                for p in part.parameters():
-                    p.requires_grad_(True)
-            m.train()
-            if rs.backbone_bn == "frozen":
-                m.backbone.eval()
-            params = [p for p in m.parameters() if p.requires_grad]
-            opt = torch.optim.SGD(params, lr=1e-6)
-
-            def run():
-                with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-                    if rs.train == "head":
-                        with torch.no_grad():
-                            emb = m.pool(m.features(x))
-                    else:
-                        emb = m.pool(m.features(x))
-                    loss = torch.nn.functional.cross_entropy(m.head(emb).float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
-            self._seen[key] = self._timed(run)
+            self._seen[key] = self._timed(self._step_fn(size, rs))
         return self._seen[key]
+
+    def counts(self, size: int, rs) -> tuple[int, float]:
+        """(ops, floating-point operations) of one training step of ``PROBE_BATCH`` images."""
+        from longtail.engine.cost import counted
+
+        step = self._step_fn(size, rs)
+        step()  # the first call allocates
+        return counted(step)
+
+    def _step_fn(self, size: int, rs):
+        """One training step of the stage's trainable parts on random images, as a function."""
+        from longtail.engine.trainer import Trainer
+
+        m, x = self.model, self._x(size)
+        y = torch.randint(self.num_classes, (PROBE_BATCH,), device=self.device)
+        for p in m.parameters():
+            p.requires_grad_(rs.train == "all")
+        parts = [m.head] + (Trainer._last_parts(m, rs) if rs.train.startswith("last:") else [])
+        for part in parts:
+            for p in part.parameters():
+                p.requires_grad_(True)
+        m.train()
+        if rs.backbone_bn == "frozen":
+            m.backbone.eval()
+        params = [p for p in m.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=1e-6)
+
+        def run():
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                if rs.train == "head":
+                    with torch.no_grad():
+                        emb = m.pool(m.features(x))
+                else:
+                    emb = m.pool(m.features(x))
+                loss = torch.nn.functional.cross_entropy(m.head(emb).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return run
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """``longtail recommend``: which long-tail method to use on *your* data, decided on it.
 
-It trains a short list of the methods that came out ahead in our studies (docs/results.md) on
+It trains a short list of the methods that came out ahead in our studies (docs/results/README.md) on
 the data of a run config, every one with the config's own network, stage-1 schedule and seed,
 and picks the one with the best **balanced accuracy on a validation split carved from the
 training images** (a stratified share of each class; the test set is never used to choose):

@@ -26,10 +26,12 @@ def no_estimate(trainer) -> str | None:
     return None
 
 
-def epoch_seconds(trainer, steps: int = 3) -> float | None:
+def epoch_seconds(trainer, steps: int = 3, counts: dict | None = None) -> float | None:
     """Seconds an epoch of ``trainer``'s first stage takes here: the median of ``steps`` timed
     optimiser steps on real training batches, after one untimed step, times the epoch's steps;
-    None where :func:`no_estimate` gives a reason."""
+    None where :func:`no_estimate` gives a reason. With ``counts`` (a dict), one more step is
+    counted (:func:`counted`) and ``counts`` gets its ``ops`` and ``flops`` and the epoch's
+    ``steps``."""
     from longtail.engine.runtime import generator
 
     if no_estimate(trainer):
@@ -45,7 +47,7 @@ def epoch_seconds(trainer, steps: int = 3) -> float | None:
         gen = generator(cfg.seed, "cost")
         bs = min(rs.cfg.batch_size, len(trainer.train_set))
         # drawn with replacement, so that a training set smaller than the steps still fills them
-        order = torch.randint(len(trainer.train_set), (bs * (steps + 1),), generator=gen)
+        order = torch.randint(len(trainer.train_set), (bs * (steps + 2),), generator=gen)
         batches = trainer.source.batches(order, bs)
         extras = {name: trainer.source.batches(order, bs) for name in method.extra_samplers}
         timings = []
@@ -60,10 +62,60 @@ def epoch_seconds(trainer, steps: int = 3) -> float | None:
                 torch.cuda.synchronize()
             if i:
                 timings.append(time.perf_counter() - t)
+        if counts is not None:
+            xb, yb, ib = next(batches)
+            extra = {name: next(it) for name, it in extras.items()}
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                trainer._gradients(step_module, xb, yb, ib, extra, gen, aug, rs.cfg.accumulate)
+                opt.step()
+
+            counts.update(zip(("ops", "flops"), counted(step)), steps=trainer._steps_per_epoch(rs))
     finally:
         trainer.log = log
         trainer._step = None
     return trainer._steps_per_epoch(rs) * sorted(timings)[len(timings) // 2]
+
+
+class _OpCount(torch.utils._python_dispatch.TorchDispatchMode):
+    """Every aten op dispatched: as the emulated CUDA device (tests/cuda_emulation) counts them,
+    one op a kernel launch."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def counted(step) -> tuple[int, float]:
+    """(ops, floating-point operations) of one call of ``step``, e.g. a training step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as flops, _OpCount() as ops:
+        step()
+    return ops.ops, float(flops.get_total_flops())
+
+
+# A GPU's step estimated from counts made on a CPU, and the assumptions it rests on (stated under
+# `longtail bench --plan`'s table): the step takes the longer of its arithmetic at a share of the
+# GPU's dense bf16 peak, and its ops one after another at eager PyTorch's cost of an op (the
+# CPU-side dispatch and kernel launch that a small network's kernels wait on). Data on the device
+# and no host synchronisation in a step (as tests/test_emulated_cuda.py checks) are assumed.
+GPU_ASSUMED = {"gpu": "H100 SXM", "peak_tflops": 989.0, "utilisation": 0.4, "us_per_op": 6.0,
+               # the engine's and the data path's ops a step besides the network's, optimiser and
+               # loss (benchmarks/results/emulated_cuda.json, CE on ResNet-32: data 29 + engine 62)
+               "engine_ops": 91}
+
+
+def gpu_step_seconds(ops: int, flops: float) -> float:
+    """Seconds a training step of ``ops`` ops and ``flops`` floating-point operations takes on
+    :data:`GPU_ASSUMED`'s GPU: the longer of its arithmetic and its launches."""
+    a = GPU_ASSUMED
+    return max(flops / (a["peak_tflops"] * 1e12 * a["utilisation"]), (ops + a["engine_ops"]) * a["us_per_op"] * 1e-6)
 
 
 def feature_pass_seconds(trainer, batches: int = 2) -> float:

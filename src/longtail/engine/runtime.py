@@ -127,7 +127,7 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto``: bf16 autocast (losses stay fp32) on CUDA and on CPUs with native bf16
     (:func:`cpu_has_native_bf16`), fp32 on other CPUs. Measured (benchmarks/suites/
-    fashion_mnist_lt_cpu_bf16.yaml, docs/results.md): on an AMD EPYC with avx512_bf16 bf16
+    fashion_mnist_lt_cpu_bf16.yaml, docs/results/cpu_bf16.md): on an AMD EPYC with avx512_bf16 bf16
     trained 1.3x faster end to end with accuracy level with fp32; on an AMD EPYC without it bf16
     convolutions ran more than 10x slower. AMX has not been measured. ``LONGTAIL_CPU_BF16=0`` in
     the environment keeps ``auto`` at fp32 on every CPU (the test suite sets it, so that its
