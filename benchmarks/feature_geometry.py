@@ -20,6 +20,13 @@ benchmarks/results/fashion_mnist_lt_converged/feature_geometry.json``; for the a
 experts' side by side): ``--runs runs/bench/fashion_mnist_lt_pih2t_authors --methods ce_mixup
 ce_mixup_pif gcl_stage1 gcl_pif_stage1 ride ride_pif ce ce_pif_eq --out
 benchmarks/results/fashion_mnist_lt_pih2t_authors/feature_geometry.json``.
+
+``--before-neck`` embeds with the pooled backbone features before a neck such as PIF: for a
+linear head these are the folded network's features before its head (the deployed model is the
+base architecture, ``Classifier.folded``), so runs with and without PIF are measured on the same
+kind of features; for a cosine head (GCL, RIDE), where PIF does not fold, they are the backbone's
+own representation. The suites' kept bases hold the stage-1 weights, so a fresh clone can
+measure them: ``--runs benchmarks/results/fashion_mnist_lt_pih2t_authors/bases --before-neck``.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ def main() -> None:
     ap.add_argument("--runs", default=str(RUNS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/feature_geometry.json"))
     ap.add_argument("--methods", nargs="+", default=METHODS, help=f"the stage-1 runs to read (default: {' '.join(METHODS)})")
+    ap.add_argument("--before-neck", action="store_true",
+                    help="embed with the pooled backbone features before a neck (PIF): the folded network's features")
     args = ap.parse_args()
     methods = args.methods
     rows = []
@@ -78,6 +87,8 @@ def main() -> None:
             trainer = Trainer(cfg, run, log=lambda m: None)
             model = trainer._build_model()
             model.load_state_dict(torch.load(run / "model.pt", map_location=trainer.device, weights_only=True))
+            if args.before_neck:
+                model.neck = None  # (the folded network's head changes; its features before the head do not)
             z, y = trainer.predict(model, trainer.splits.test, "embeddings")
             counts = trainer.class_counts
             tail = sorted(torch.argsort(counts, descending=True)[len(counts) // 2:].tolist())
@@ -95,7 +106,8 @@ def main() -> None:
         if rs:
             summary[method] = {k: [round(statistics.mean(r[k] for r in rs), 4), round(statistics.stdev(r[k] for r in rs), 4) if len(rs) > 1 else 0.0]
                                for k in ("intra", "intra_tail", "inter", "ratio")} | {"seeds": len(rs)}
-    out = {"rows": rows, "summary_mean_std": summary, "features": "pooled backbone features of the 10,000 test images, L2-normalised",
+    features = "pooled backbone features of the 10,000 test images" + (" before the neck (the folded network's)" if args.before_neck else "")
+    out = {"rows": rows, "summary_mean_std": summary, "features": features + ", L2-normalised",
            "machine": machine_description(torch.device("cpu")), "torch": torch.__version__,
            "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", "benchmarks/feature_geometry.py", *sys.argv[1:]])}
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")

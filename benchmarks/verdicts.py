@@ -137,6 +137,17 @@ AUTHORS_CLAIMS = [
     ("PIF (authors') tightens classes (GCL)", "intra", "<", [("gcl_pif_stage1", "gcl_stage1")]),
     ("PIF (authors') tightens classes (RIDE)", "intra", "<", [("ride_pif", "ride")]),
     ("PIF (authors') tightens classes (CE)", "intra", "<", [("ce_pif_eq", "ce")]),
+    # the same on the folded network's features (before the layer; feature_geometry.py --before-neck)
+    ("PIF (authors') tightens classes, folded features (CE + mixup)", "intra_folded", "<", [("ce_mixup_pif", "ce_mixup")]),
+    ("PIF (authors') tightens classes, folded features (GCL)", "intra_folded", "<", [("gcl_pif_stage1", "gcl_stage1")]),
+    ("PIF (authors') tightens classes, folded features (RIDE)", "intra_folded", "<", [("ride_pif", "ride")]),
+    ("PIF (authors') tightens classes, folded features (CE)", "intra_folded", "<", [("ce_pif_eq", "ce")]),
+    ("PIF (authors') separates classes better, folded features: intra / inter (CE + mixup)", "ratio_folded", "<",
+     [("ce_mixup_pif", "ce_mixup")]),
+    ("PIF (authors') separates classes better, folded features: intra / inter (GCL)", "ratio_folded", "<",
+     [("gcl_pif_stage1", "gcl_stage1")]),
+    ("PIF (authors') separates classes better, folded features: intra / inter (RIDE)", "ratio_folded", "<", [("ride_pif", "ride")]),
+    ("PIF (authors') separates classes better, folded features: intra / inter (CE)", "ratio_folded", "<", [("ce_pif_eq", "ce")]),
     ("PI-H2T beats H2T (DR)", "overall", ">", [("dr_pih2t", "dr_h2t")]),
     ("PI-H2T beats H2T (MiSLAS)", "overall", ">", [("mislas_pih2t", "mislas_h2t")]),
     ("PI-H2T beats H2T (GCL)", "overall", ">", [("gcl_pih2t", "gcl_h2t")]),
@@ -173,6 +184,14 @@ CONTROLS_CLAIMS = [
     ("with BatchNorm in evaluation mode the donor pass changes nothing (DR)", "tail", "~", [("dr_h2t_r0_bneval", "dr")]),
     ("the donor pass's tail gain needs BatchNorm's statistics to update (RIDE)", "tail", ">", [("ride_h2t_r0", "ride_h2t_r0_bneval")]),
     ("with BatchNorm in evaluation mode the donor pass changes nothing (RIDE)", "tail", "~", [("ride_h2t_r0_bneval", "ride_cls")]),
+    # ours: BatchNorm refreshed on instance-sampled batches, no fusion (+bnrefresh)
+    ("refreshing BatchNorm on instance batches raises tail accuracy (DR)", "tail", ">", [("dr_bnrefresh", "dr")]),
+    ("refreshing BatchNorm is level with the ratio-0 control on tail (DR)", "tail", "~", [("dr_bnrefresh", "dr_h2t_r0")]),
+    ("refreshing BatchNorm adds to DR", "overall", ">", [("dr_bnrefresh", "dr")]),
+    ("refreshing BatchNorm raises tail accuracy (MiSLAS)", "tail", ">", [("mislas_bnrefresh", "mislas")]),
+    ("refreshing BatchNorm adds to MiSLAS", "overall", ">", [("mislas_bnrefresh", "mislas")]),
+    ("refreshing BatchNorm raises tail accuracy (RIDE)", "tail", ">", [("ride_bnrefresh", "ride_cls")]),
+    ("refreshing BatchNorm adds to RIDE", "overall", ">", [("ride_bnrefresh", "ride_cls")]),
     # H2T's second fusion (H2Tv2, our reading of d) after the authors' PIF, against its p = 1 control
     ("the convex fusion beats its p = 1 control: overall (DR)", "overall", ">", [("dr_pih2t_convex", "dr_pih2t_convex_p1")]),
     ("the convex fusion beats its p = 1 control: tail (DR)", "tail", ">", [("dr_pih2t_convex", "dr_pih2t_convex_p1")]),
@@ -243,7 +262,7 @@ CONVERGED_ONLY = ("bns1000", "ws_")
 
 
 # the floor's fixed minimum, by metric (percentage points; the geometry metric has none)
-FIXED_FLOOR = {"intra": 0.0}
+FIXED_FLOOR = {"intra": 0.0, "intra_folded": 0.0, "ratio_folded": 0.0}
 DEFAULT_FIXED_FLOOR = 0.5
 
 
@@ -380,9 +399,14 @@ def _cell(v: dict) -> tuple[str, str]:
 
 
 def geometry_rows(path: Path) -> list[dict]:
-    """A feature_geometry.py JSON as result rows with one metric, ``intra`` (x 100)."""
+    """A feature_geometry.py JSON as result rows: ``intra`` (x 100); from a file measured before
+    the neck (``--before-neck``: the folded network's features) ``intra_folded`` and
+    ``ratio_folded`` (intra / inter, x 100) instead."""
+    data = json.loads(path.read_text())
+    folded = "before the neck" in data.get("features", "")
     return [{"method": r["method"], "seed": r["seed"], "imbalance_factor": r.get("imbalance_factor", 100.0),
-             "metrics": {"intra": 100 * r["intra"]}} for r in json.loads(path.read_text())["rows"]]
+             "metrics": ({"intra_folded": 100 * r["intra"], "ratio_folded": 100 * r["ratio"]} if folded
+                         else {"intra": 100 * r["intra"]})} for r in data["rows"]]
 
 
 def first_decided(sources: list[tuple[str, list[dict]]], imbalance: float, claims: list = None,
@@ -404,7 +428,8 @@ def main(argv=None) -> None:
     ap.add_argument("--if", dest="imbalance", type=float, default=100.0)
     ap.add_argument("--five-epoch", type=Path, nargs="+", help="5-epoch results folders: a column of their verdicts beside "
                     "(per claim, the first folder holding its rows)")
-    ap.add_argument("--geometry", type=Path, help="benchmarks/feature_geometry.py JSON of the converged runs")
+    ap.add_argument("--geometry", type=Path, nargs="+", help="benchmarks/feature_geometry.py JSONs of the runs (one measured "
+                    "--before-neck gives the folded-feature metrics)")
     ap.add_argument("--five-epoch-geometry", type=Path, nargs="+", help="the same for the 5-epoch runs (each file a source, "
                     "after the results folders)")
     ap.add_argument("--claims", choices=sorted(CLAIM_SETS), default="papers",
@@ -423,8 +448,8 @@ def main(argv=None) -> None:
             rows += json.loads((p / "results.json").read_text())["runs"]
         else:
             print(f"(no {p / 'results.json'} yet: its rows count as not run)", file=sys.stderr)
-    if a.geometry:
-        rows += geometry_rows(a.geometry)
+    for g in a.geometry or []:
+        rows += geometry_rows(g)
     rows += derived_rows(rows, DERIVED.get(a.claims, {}))
     conv = verdicts(rows, a.imbalance, claims, a.rule)
     sources = [(p.name, json.loads((p / "results.json").read_text())["runs"]) for p in a.five_epoch or []]

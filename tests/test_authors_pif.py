@@ -260,3 +260,39 @@ def test_convex_fusion_matches_a_hand_computation():
     assert torch.equal(fixed.transform_features(f_t, batch), f_t)
     with pytest.raises(LongtailError, match="not a fusion form"):
         H2TF(ctx, make_method("crt", ctx), form="blend")
+
+
+def test_bn_refresh_updates_the_statistics_with_the_refresh_batch_alone():
+    """+bnrefresh (ours): its batch goes through with BatchNorm updating even where the stage
+    keeps BatchNorm frozen, the running statistics become exactly what that one pass gives, no
+    gradient reaches the backbone, the labelled map is returned as it is, and evaluation does
+    nothing."""
+    from longtail.methods.bn_refresh import BNRefresh
+
+    torch.manual_seed(9)
+    model = build_model("resnet8", 3, 1).train()
+    model.backbone.eval()  # backbone_bn: frozen, as MiSLAS's CIFAR-10 stage
+    ctx = _ctx(model, True)
+    plug = BNRefresh(ctx, make_method("crt", ctx))
+    assert plug.extra_samplers["refresh"] == "instance"
+    g = torch.Generator().manual_seed(3)
+    x, refresh = torch.randn(4, 1, 8, 8, generator=g), torch.randn(6, 1, 8, 8, generator=g) * 2 + 1
+    batch = Batch(x, torch.tensor([0, 1, 2, 0]), torch.arange(4), {"refresh": Batch(refresh, torch.zeros(6, dtype=torch.long), torch.arange(6))})
+    # the hand value: a copy of the model passes the refresh batch alone in training mode
+    import copy
+
+    ref = copy.deepcopy(model).train()
+    with torch.no_grad():
+        ref.backbone(refresh)
+    fmap = model.features(x)
+    out = plug.transform_features(fmap, batch)
+    assert torch.equal(out, fmap)
+    for (k, v), (_, w) in zip(model.state_dict().items(), ref.state_dict().items()):
+        if "running" in k or "num_batches" in k:
+            assert torch.equal(v, w), k
+    assert not any(m.training for m in model.backbone.modules())  # frozen again after its pass
+    assert all(p.grad is None for p in model.backbone.parameters())
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    model.eval()
+    plug.transform_features(model.features(x), batch)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items() if "running" in k)
