@@ -940,3 +940,28 @@ def test_the_results_index_lists_every_claim_of_the_studies():
     assert any("pih2t_controls.md" in ln for ln in lines) and any("bns_capacity.md" in ln for ln in lines)
     # a continued claim carries its subject
     assert any(ln.startswith("| BNS + IP-DPP beats CE on tail accuracy, without losing overall accuracy to CE |") for ln in lines)
+
+
+def test_a_failed_row_under_the_local_launcher(tmp_path, capsys):
+    """A worker's run that diverges is recorded as failed with its error, stage and epoch (the
+    error crosses the process boundary intact), the run reusing it is skipped, the rest run."""
+    from longtail.cli import main
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite_file = _write(tmp_path, root)
+    suite = yaml.safe_load(suite_file.read_text())
+    bad = yaml.safe_load((tmp_path / "crt.yaml").read_text())
+    bad["stages"][0]["optimizer"] = {"lr": 1e12}  # diverges in its first epoch
+    (tmp_path / "bad_crt.yaml").write_text(yaml.safe_dump(bad))
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**bad, "stages": bad["stages"][:1]}))
+    suite["seeds"] = [0]
+    suite["methods"].update({"bad": str(tmp_path / "bad.yaml"), "bad_crt": {"config": str(tmp_path / "bad_crt.yaml"), "reuse": "bad"}})
+    suite_file.write_text(yaml.safe_dump(suite))
+    args = ["bench", str(suite_file), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"),
+            "--set", "engine.threads=1", "--launcher", "local", "--jobs", "2"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: bad seed 0: loss is" in out and "skipped: it starts from bad seed 0, which failed" in out
+    rows = {r["method"]: r for r in json.loads((tmp_path / "res" / "tiny" / "results.json").read_text())["runs"]}
+    assert set(rows) == {"ce", "crt", "bad"} and rows["bad"]["failed"]["stage"] == "stage1"
+    assert rows["ce"]["metrics"]["overall"] > 0 and rows["crt"]["metrics"]["overall"] > 0

@@ -440,10 +440,15 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
             keep_base(r.run_dir, kept[r.key])
         write_results(meta, runs, out, recorded)  # after every run: a killed bench loses nothing
 
+    def interrupted(r: SuiteRun) -> None:
+        if r.key in kept and (r.run_dir / "checkpoint.pt").exists():
+            keep_base(r.run_dir, kept[r.key], unfinished=True)
+            log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
+
     if launcher == "slurm":
         launchers.run_submitit(todo, opts, meta, kept, book, wait, base_of, announce, begin, fail, finish, log)
     elif jobs > 1:
-        launchers.run_local(todo, jobs, failed, base_of, announce, begin, fail, finish, log)
+        launchers.run_local(todo, jobs, failed, base_of, announce, begin, fail, finish, log, interrupted)
     else:
         for i, r in enumerate(todo):
             if not announce(i, r):
@@ -453,9 +458,7 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
             try:
                 Trainer(r.cfg, r.run_dir, resume=resume_run, log=lambda m: None).run()
             except KeyboardInterrupt:  # Ctrl-C / SIGINT: a kept base under way keeps its last checkpoint too
-                if r.key in kept:
-                    keep_base(r.run_dir, kept[r.key], unfinished=True)
-                    log(f"interrupted: {r.method} seed {r.seed}'s last checkpoint is kept in {kept[r.key]}")
+                interrupted(r)
                 raise
             except Exception as e:
                 fail(r, e)

@@ -32,7 +32,7 @@ def train_one(cfg: dict, run_dir: str, resume: bool, threads: int, device: str) 
     Trainer(run, Path(run_dir), resume=resume, log=lambda m: None).run()
 
 
-def run_local(todo: list, jobs: int, failed: dict, base_of, announce, begin, fail, finish, log) -> None:
+def run_local(todo: list, jobs: int, failed: dict, base_of, announce, begin, fail, finish, log, interrupted=None) -> None:
     """``jobs`` runs at once, in spawned processes (a forked one would inherit torch's thread
     pools); a run waits for the run it reuses. Ctrl-C / kill stops the workers: their runs
     continue from their last checkpoints with --resume."""
@@ -81,6 +81,9 @@ def run_local(todo: list, jobs: int, failed: dict, base_of, announce, begin, fai
         for p in list(getattr(pool, "_processes", {}).values()):
             p.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
+        for r, _, _ in running.values():  # (a kept base under way keeps its last checkpoint)
+            if interrupted is not None:
+                interrupted(r)
         raise
     pool.shutdown()
 
