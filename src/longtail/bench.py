@@ -431,9 +431,8 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
         write_results(meta, runs, out, recorded)
 
     def finish(r: SuiteRun, wall: float, resume_run: bool) -> None:
-        if resume_run:  # and the time earlier processes spent on it, as far as its checkpoint knew
-            ran = json.loads((r.run_dir / "metrics.json").read_text())["run"]
-            wall += ran.get("wall_s", ran["wall_s_this_process"]) - ran["wall_s_this_process"]
+        if resume_run:
+            wall += earlier_wall(r.run_dir)
         (r.run_dir / "wall_s.txt").write_text(f"{wall:.1f}\n")
         _add_time(known, r, wall)
         if r.key in kept:
@@ -490,6 +489,13 @@ def record_failure(run_dir: Path, e: Exception) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / FAILED, json.dumps(info, indent=1) + "\n")
     return info
+
+
+def earlier_wall(run_dir: Path) -> float:
+    """Seconds earlier processes spent on a finished run that was resumed, as far as its
+    checkpoint knew (its metrics.json's run wall time less this process's)."""
+    ran = json.loads((Path(run_dir) / "metrics.json").read_text())["run"]
+    return ran.get("wall_s", ran["wall_s_this_process"]) - ran["wall_s_this_process"]
 
 
 def failed_runs(out: Path) -> int:

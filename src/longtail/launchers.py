@@ -160,7 +160,7 @@ class GridJob:
     what the bench process would: wall_s.txt, a FAILED record, and the kept copy of a reused base."""
 
     def __call__(self, cfg: dict, run_dir: str, kept: str | None) -> str:
-        from longtail.bench import FAILED, keep_base, record_failure
+        from longtail.bench import FAILED, earlier_wall, keep_base, record_failure
         from longtail.engine.trainer import Trainer
 
         folder = Path(run_dir)
@@ -179,9 +179,7 @@ class GridJob:
             if kept and (folder / "checkpoint.pt").exists():
                 keep_base(folder, Path(kept), unfinished=True)
             raise
-        wall = time.perf_counter() - t
-        ran = json.loads((folder / "metrics.json").read_text())["run"]
-        wall += ran.get("wall_s", ran["wall_s_this_process"]) - ran["wall_s_this_process"]  # earlier attempts
+        wall = time.perf_counter() - t + (earlier_wall(folder) if resume else 0.0)  # with earlier attempts
         (folder / "wall_s.txt").write_text(f"{wall:.1f}\n")
         if kept:
             keep_base(folder, Path(kept))
@@ -235,6 +233,8 @@ def run_submitit(todo: list, opts: dict, meta: dict, kept: dict, book: JobBook, 
     ``longtail bench --resume`` collects the rows."""
     import submitit
 
+    from longtail.bench import FAILED
+
     cluster = opts.get("cluster", "slurm")
     executor = submitit.AutoExecutor(folder=book.folder / "%j", cluster=cluster)
     params = {SLURM_KEYS[k]: v for k, v in opts.items() if k in SLURM_KEYS}
@@ -253,6 +253,9 @@ def run_submitit(todo: list, opts: dict, meta: dict, kept: dict, book: JobBook, 
         if after and cluster != "slurm":  # the local executor has no dependencies: its base first
             _wait_for(jobs[b]) if b in jobs else _wait_until_ended(cluster, after, opts)
             after = None
+            if not (next(x for x in todo if x.key == b).run_dir / "metrics.json").exists():
+                log(f"  skipped: it starts from {r.reuse} seed {r.seed}, which ended without a result")
+                continue
         extra = dict(params.get("slurm_additional_parameters") or {})
         if after:
             extra.update({"dependency": f"afterok:{after}", "kill-on-invalid-dep": "yes"})
@@ -284,7 +287,7 @@ def run_submitit(todo: list, opts: dict, meta: dict, kept: dict, book: JobBook, 
             if (r.run_dir / "metrics.json").exists():
                 finish(r, float(wall_file.read_text()) if wall_file.exists() else 0.0, False)
                 log(f"  job {ids[r.key]}: {r.method} seed {r.seed} finished")
-            elif (r.run_dir / "FAILED").exists():
+            elif (r.run_dir / FAILED).exists():
                 fail(r, None)
             else:
                 log(f"  job {ids[r.key]}: {r.method} seed {r.seed} ended without a result (cancelled, killed, or its "
