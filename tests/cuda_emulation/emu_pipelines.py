@@ -45,12 +45,12 @@ PIPELINES = {
                                f"{{method: ride+h2tf, epochs: 1, batch_size: 16, {HEAD}}}"),
                        "model.arch=ride_resnet8", "model.head=cosine"]),
     # PI-H2T's controls: the affine / fixed-scale PIF, the convex fusion with the donor's
-    # BatchNorm in evaluation mode, MiSLAS's class-aware sampler
+    # BatchNorm in evaluation mode, MiSLAS's class-aware sampler with the BatchNorm refresh (ours)
     "pif_controls_convex": ("mnist", [_stages("{method: ce+mixup+pif, epochs: 1, batch_size: 16, method_args: {pif: {form: affine}}}",
                                               f"{{method: crt+h2tf, epochs: 1, batch_size: 16, {HEAD}, "
                                               "method_args: {h2tf: {form: convex, donor_bn: eval}}}")]),
     "pif_scale_class_aware": ("mnist", [_stages("{method: ce+pif, epochs: 1, batch_size: 16, method_args: {pif: {form: scale}}}",
-                                                "{method: mislas, epochs: 1, batch_size: 16, sampler: class_aware}"),
+                                                "{method: mislas+bnrefresh, epochs: 1, batch_size: 16, sampler: class_aware, train: head}"),
                                         "data.max_per_class=30"]),
     # features once, heads many: head stages on cached features, on the pretrained EfficientNet-Lite0
     "lite0_cached_features": ("mnist", [_stages("{method: logit_adjust, epochs: 2, batch_size: 16, train: head, augment: false, "
