@@ -37,6 +37,7 @@ def _pipelines():
     out += [("ce+mixup", [{**one, "method": "ce+mixup"}]), ("ce+pif", [{**one, "method": "ce+pif"}]),
             ("bns+pif", [{**one, "method": "bns+pif"}]),
             ("crt+h2tf", [{**one, "method": "ce"}, {**one, "method": "crt+h2tf", "reinit_head": False, "backbone_bn": "train"}]),
+            ("crt+bnrefresh", [{**one, "method": "ce"}, {**one, "method": "crt+bnrefresh", "backbone_bn": "frozen"}]),
             ("pih2t", [{**one, "method": "ce+pih2t"}, {**one, "method": "crt+pih2t"}])]
     return out
 
