@@ -965,3 +965,19 @@ def test_a_failed_row_under_the_local_launcher(tmp_path, capsys):
     rows = {r["method"]: r for r in json.loads((tmp_path / "res" / "tiny" / "results.json").read_text())["runs"]}
     assert set(rows) == {"ce", "crt", "bad"} and rows["bad"]["failed"]["stage"] == "stage1"
     assert rows["ce"]["metrics"]["overall"] > 0 and rows["crt"]["metrics"]["overall"] > 0
+
+
+def test_pif_stability_table_reads_outcomes_and_the_layer_from_the_histories(tmp_path):
+    stability = _benchmark("pif_stability")
+    run = tmp_path / "runs" / "ce_pif_eq_lr0.2" / "seed1"
+    run.mkdir(parents=True)
+    (run / "history.csv").write_text("stage,epoch,lr,loss,grad_norm,neck_alpha,neck_beta,neck_gamma\n"
+                                     "stage1,1,0.04,2.0,1.5,0.1,0.0,0.2\nstage1,2,0.08,1.4,15.6,2.5,-0.5,-0.7\n")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"runs": [
+        {"method": "ce", "seed": 0, "metrics": {"overall": 80.0}},
+        {"method": "ce_pif_eq_lr0.2", "seed": 1, "metrics": {}, "failed": {"epoch": 3, "stage": "stage1"}}]}))
+    lines = stability.table(tmp_path / "runs", results).splitlines()
+    assert len(lines) == 3  # CE alone is not a PIF row
+    assert lines[2].startswith("| lr 0.2, seed 1 | diverged (epoch 3) | 0.10 / 0.00 / 0.20 | 2.50 / -0.50 / -0.70 | — |")
+    assert lines[2].endswith("| 15.60 (epoch 2) |")
