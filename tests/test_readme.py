@@ -50,3 +50,15 @@ def test_every_path_the_readme_names_exists():
     missing = sorted(n for n in names if "<" not in n and not (ROOT / n).exists()
                      and not any((ROOT / n).parent.glob(Path(n).name)))
     assert names and not missing, missing
+
+
+def test_every_relative_link_of_the_docs_resolves():
+    """The README's and docs/'s Markdown links to files of the repository (pages, figures, results
+    files) point at files that exist, from the page that holds them."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if not link.startswith(("http:", "https:", "mailto:")) and not (page.parent / link).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert not broken, broken
