@@ -120,3 +120,19 @@ def test_several_typos_are_named_together():
     msg = str(e.value)
     assert "3 unknown keys" in msg and "'data.rot' (did you mean 'root'?)" in msg and "'stages.0.epoch' (did you mean 'epochs'?)" in msg
     assert "'stages.0.optimizer.learning_rate'" in msg
+
+
+def test_a_key_named_twice_is_refused_with_its_line(tmp_path):
+    """PyYAML alone keeps the second of two equal keys silently; a config or suite file that
+    names one twice is refused, the line shown."""
+    from longtail.bench import load_suite
+
+    cfg = tmp_path / "twice.yaml"
+    cfg.write_text("model: {arch: resnet8}\nstages:\n  - {method: crt, sampler: class_aware, epochs: 1, sampler: class_balanced}\n")
+    with pytest.raises(LongtailError, match="found the key 'sampler' twice") as e:
+        load_config(cfg)
+    assert "line 3" in str(e.value)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"seeds: [0]\nmethods:\n  a: {cfg}\n  a: {cfg}\n")
+    with pytest.raises(LongtailError, match="found the key 'a' twice"):
+        load_suite(suite)

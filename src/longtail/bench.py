@@ -55,7 +55,7 @@ from pathlib import Path
 
 import yaml
 
-from longtail.config import RUN_FREE_KEYS, RunConfig, apply_overrides, from_dict, same_run, to_dict
+from longtail.config import RUN_FREE_KEYS, RunConfig, apply_overrides, from_dict, read_yaml, same_run, to_dict
 from longtail.evaluation import published
 from longtail.errors import LongtailError
 from longtail.files import write_atomic
@@ -96,7 +96,7 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise LongtailError(f"file not found: {path}", "check the path in the suite file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise LongtailError(f"{path} is not valid YAML: {e}", "fix the syntax at the line shown "
                             "(quote a value holding ': ' or '[', e.g. \"stages.stage1.schedule.milestones=[160, 180]\")") from None

@@ -422,6 +422,27 @@ def flat_keys(d, prefix: str = "") -> dict:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names one key twice (plain PyYAML keeps the
+    last silently: ``{sampler: class_aware, ..., sampler: class_balanced}`` would train with the
+    second)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError("while reading a mapping", node.start_mark,
+                                                        f"found the key {key!r} twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str):
+    """A config or suite file's YAML, with a key named twice in one mapping refused."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise LongtailError(f"--set {item!r} is not key=value", "write e.g. --set stages.0.epochs=5")
@@ -479,9 +500,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
             raise LongtailError(f"config file not found: {path}{where}", "pass the path of a YAML file, e.g. configs/demo.yaml")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = read_yaml(path.read_text()) or {}
         except yaml.YAMLError as e:
-            raise LongtailError(f"{path} is not valid YAML: {e}", "fix the syntax at the line shown") from None
+            raise LongtailError(f"{path} is not valid YAML: {e}", "fix the syntax (or the repeated key) at the line shown") from None
         if not isinstance(data, dict):
             raise LongtailError(f"{path} must hold a mapping at the top level", "write 'key: value' lines")
     # a stage list given as a mapping-less scalar etc. is caught by from_dict; overrides on a
