@@ -981,3 +981,23 @@ def test_pif_stability_table_reads_outcomes_and_the_layer_from_the_histories(tmp
     assert len(lines) == 3  # CE alone is not a PIF row
     assert lines[2].startswith("| lr 0.2, seed 1 | diverged (epoch 3) | 0.10 / 0.00 / 0.20 | 2.50 / -0.50 / -0.70 | — |")
     assert lines[2].endswith("| 15.60 (epoch 2) |")
+
+
+def test_plan_times_cifar_without_its_files_once_a_network(tmp_path, capsys):
+    """CIFAR not on disk: --plan times a step on random images of its shape and the profile's
+    image count, once for methods that share network and stage kind, and counts its ops and
+    FLOPs for the GPU estimate."""
+    from longtail.cli import main
+
+    common = {"data": {"dataset": "cifar10", "root": str(tmp_path / "absent"), "imbalance_factor": 100},
+              "model": {"arch": "resnet8"}, "engine": {"threads": 1, "progress": False}}
+    for m in ("ce", "focal"):
+        (tmp_path / f"{m}.yaml").write_text(yaml.safe_dump({**common, "stages": [{"method": m, "epochs": 2, "batch_size": 64}]}))
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({"suite": "c", "seeds": [0], "methods": {
+        "ce": str(tmp_path / "ce.yaml"), "focal": str(tmp_path / "focal.yaml")}}))
+    assert main(["bench", str(tmp_path / "suite.yaml"), "--runs", str(tmp_path / "runs"), "--plan"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split(" | ")[0].lstrip("| "): ln.split(" | ") for ln in out.splitlines() if ln.startswith("| ce |") or ln.startswith("| focal |")}
+    assert rows["ce"][3].endswith("s *") and rows["ce"][3] == rows["focal"][3]  # one timing for both
+    assert " ops, " in rows["ce"][5] and "GFLOP a step" in rows["ce"][5]
+    assert "random images of the data's shape" in out and "GPU-hours, estimated" in out

@@ -530,7 +530,7 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         log("reuse (each run of the right starts from the same IF and seed's run of the left):")
         for base, after in reusers.items():
             log(f"  {base}{' (not reported)' if not next(x for x in runs if x.method == base).report else ''} -> {', '.join(after)}")
-    total, gpu_total, timed, lines, shaped = 0.0, 0.0, 0, [], set()
+    total, gpu_total, timed, lines, shaped, memo = 0.0, 0.0, 0, [], set(), {}
     for m in methods:
         mine = [r for r in runs if r.method == m]
         r0 = mine[0]
@@ -543,7 +543,7 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
             # the first stage's epoch, as engine/cost.py times it (a reusing run's too: _cost weighs its stages)
             unit = feature_pass_seconds(trainer) if r0.cfg.stages[0].cache_features else epoch_seconds(trainer, counts=counts)
         except LongtailError as e:
-            unit = _shape_epoch_seconds(r0.cfg, counts)  # CIFAR not on this machine: its shape and counts are known
+            unit = _shape_epoch_seconds(r0.cfg, counts, memo)  # CIFAR not on this machine: its shape and counts are known
             if unit is None:
                 lines.append(f"| {m} | {len(mine)} | {'+'.join(str(s.epochs) for s in r0.cfg.stages)} | no estimate here: "
                              f"{e.problem} | — | — | — |")
@@ -589,15 +589,15 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
 CIFAR_SHAPES = {"cifar10": (10, 5000, 32), "cifar100": (100, 500, 32)}
 
 
-def _shape_epoch_seconds(cfg: RunConfig, counts: dict | None = None) -> float | None:
+def _shape_epoch_seconds(cfg: RunConfig, counts: dict | None = None, memo: dict | None = None) -> float | None:
     """An epoch of ``cfg``'s first stage timed on random images of its data's shape, for CIFAR
     whose files are not here (the long-tail profile gives the image count); None otherwise.
     ``counts`` gets a step's ``ops`` and ``flops`` at the stage's batch size and the epoch's
-    ``steps`` (as :func:`longtail.engine.cost.epoch_seconds` gives them)."""
+    ``steps`` (as :func:`longtail.engine.cost.epoch_seconds` gives them). ``memo`` keeps each
+    (network, precision, stage kind) step once, so methods that share one are timed alike."""
     import math
 
-    from longtail.budget import PROBE_BATCH
-    from longtail.budget import Probe
+    from longtail.budget import PROBE_BATCH, Probe
     from longtail.data.profiles import PROFILES
     from longtail.engine.trainer import resolve_stage
 
@@ -606,12 +606,17 @@ def _shape_epoch_seconds(cfg: RunConfig, counts: dict | None = None) -> float | 
         return None
     classes, n_max, size = CIFAR_SHAPES[d.dataset]
     images = sum(PROFILES[d.profile or "exponential"](classes, d.max_per_class or n_max, d.imbalance_factor))
-    probe, rs = Probe(cfg, 3, classes), resolve_stage(0, cfg.stages[0])
+    rs = resolve_stage(0, cfg.stages[0])
+    key = (cfg.model.arch, cfg.model.head, classes, cfg.engine.precision, cfg.engine.channels_last, rs.train, rs.backbone_bn)
+    memo = {} if memo is None else memo
+    if key not in memo:
+        probe = Probe(cfg, 3, classes)
+        memo[key] = (probe.step(size, rs), *probe.counts(size, rs))
+    step, ops, flops = memo[key]
     if counts is not None:
-        ops, flops = probe.counts(size, rs)
         batch = cfg.stages[0].batch_size
         counts.update(ops=ops, flops=flops * batch / PROBE_BATCH, steps=math.ceil(images / batch))
-    return images * probe.step(size, rs)
+    return images * step
 
 
 def _reused(runs: list[SuiteRun]) -> set[tuple]:
