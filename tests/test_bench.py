@@ -1001,3 +1001,19 @@ def test_plan_times_cifar_without_its_files_once_a_network(tmp_path, capsys):
     assert rows["ce"][3].endswith("s *") and rows["ce"][3] == rows["focal"][3]  # one timing for both
     assert " ops, " in rows["ce"][5] and "GFLOP a step" in rows["ce"][5]
     assert "random images of the data's shape" in out and "GPU-hours, estimated" in out
+
+
+def test_slurm_launcher_names_a_missing_sbatch_before_any_work(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    import shutil
+
+    from longtail.cli import main
+
+    root = write_mnist_folder(tmp_path / "data", n_train_per_class=[40] * 10, n_test_per_class=6)
+    suite = _write(tmp_path, root)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr("longtail.engine.trainer.Trainer.run", lambda self: pytest.fail("trained"))
+    assert main(["bench", str(suite), "--runs", str(tmp_path / "runs"), "--launcher", "slurm"]) == 2
+    err = capsys.readouterr().err
+    assert "sbatch, squeue, scancel not found on PATH" in err and "--slurm cluster=local" in err
+    assert not (tmp_path / "runs").exists()
