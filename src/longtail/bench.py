@@ -22,6 +22,7 @@ A suite file names the method configs, the seeds, optionally the imbalance facto
       ws_ce: {config: configs/fashion_mnist_lt/ce.yaml, imbalance_factors: [100]}   # ... at some IFs only
     order: seed                        # optional: every method of a seed before the next seed
     keep_bases: true                   # optional: reused runs' weights kept in the results folder
+    slurm: {partition: gpu, time_min: 600}   # optional: job settings for --launcher slurm
 
 Overrides apply in this order: the tier's epochs, the suite's ``set``, the tier's ``set``,
 ``--set``, the method's ``set`` and its ``tiers`` entry (epoch-valued arguments such as
