@@ -138,6 +138,10 @@ def test_epoch_estimate_times_the_methods_own_step_and_leaves_the_run_unchanged(
     seconds = epoch_seconds(t, steps=3)
     assert seconds > 0
     assert views == [40] * 8  # 1 untimed + 3 timed steps, two views each
+    # with counts: one more step, counted (ops, FLOPs, steps an epoch); the run after it still unchanged
+    counts = {}
+    assert epoch_seconds(t, steps=1, counts=counts) > 0 and views[8:] == [40] * 6
+    assert counts["ops"] > 100 and counts["flops"] > 0 and counts["steps"] == t._steps_per_epoch(t.stages[0])
     monkeypatch.setattr(trainer_mod.Trainer, "_prep", real_prep)
     t.run()
     a = torch.load(tmp_path / "plain" / "model.pt", weights_only=True)
