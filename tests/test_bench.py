@@ -811,7 +811,7 @@ def test_plan_lists_runs_reuse_and_cost_without_training(tmp_path, capsys, monke
     suite = _write(tmp_path, root)
     monkeypatch.setattr("longtail.engine.trainer.Trainer.run", lambda self: pytest.fail("trained"))
     def epoch(trainer, steps=3, counts=None):  # an epoch: 10 s; a step 1,000 ops and 1 TFLOP, 2 steps an epoch
-        counts.update(ops=1000, flops=1e12, steps=2)
+        counts.update(ops=1000, flops=1e12, steps=2, engine_ops=0)  # (the engine's own step: nothing to add)
         return 10.0
 
     monkeypatch.setattr("longtail.engine.cost.epoch_seconds", epoch)
@@ -821,8 +821,8 @@ def test_plan_lists_runs_reuse_and_cost_without_training(tmp_path, capsys, monke
     # ce: 2 runs x (2 epochs + 1 for evaluation) x 10 s = 60 s; crt: 2 x (1 head epoch x 0.25 + 1) x 10 s = 25 s
     assert "| ce | 2 | 2 | 10.0 s | 0.02 h |" in out and "| crt | 2 | 2+1 | 10.0 s | 0.01 h |" in out
     assert "total: about 0.0 h on this machine for the 4 of 4 runs timed" in out
-    # on the assumed GPU a step is the longer of 1e12 / (989e12 x 0.4) = 2.53 ms and (1,000 + 91) x 6 us
-    # = 6.55 ms: launch-bound, 13.1 ms an epoch of 2 steps; ce: 2 runs x 3 epochs' worth = 78.6 ms
+    # on the assumed GPU a step is the longer of 1e12 / (989e12 x 0.4) = 2.53 ms and 1,000 x 6 us = 6 ms:
+    # launch-bound, 12 ms an epoch of 2 steps; ce: 2 runs x 3 epochs' worth = 72 ms
     assert "| 1000 ops, 1000.0 GFLOP a step | 0.01 s | 0.00 h |" in out and "GPU-hours, estimated from one training step" in out
     assert not (tmp_path / "res").exists()
 
@@ -912,6 +912,7 @@ def test_a_step_is_counted_op_by_op_and_flop_by_flop():
     assert flops == 3 * 48 - 48 and ops >= 4  # forward and the weight's gradient (a needs none)
     per_op = GPU_ASSUMED["us_per_op"] * 1e-6
     assert gpu_step_seconds(9, 0.0) == pytest.approx((9 + GPU_ASSUMED["engine_ops"]) * per_op)
+    assert gpu_step_seconds(9, 0.0, engine_ops=0) == pytest.approx(9 * per_op)  # a count of the engine's own step
     big = 1e15
     assert gpu_step_seconds(9, big) == pytest.approx(big / (GPU_ASSUMED["peak_tflops"] * 1e12 * GPU_ASSUMED["utilisation"]))
 

@@ -558,7 +558,7 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         timed += len(mine)
         gpu = ""
         if counts:
-            gpu_unit = counts["steps"] * gpu_step_seconds(counts["ops"], counts["flops"])
+            gpu_unit = counts["steps"] * gpu_step_seconds(counts["ops"], counts["flops"], counts.get("engine_ops"))
             gpu_total += sum(_cost(r) for r in mine) * gpu_unit
             gpu = (f"{counts['ops']} ops, {counts['flops'] / 1e9:.1f} GFLOP a step | {gpu_unit:.2f} s | "
                    f"{sum(_cost(r) for r in mine) * gpu_unit / 3600:.2f} h")
@@ -578,7 +578,8 @@ def plan_suite(path: Path, runs_root: Path | None = None, extra_set: list[str] |
         a = GPU_ASSUMED
         log(f"on one {a['gpu']}: about {gpu_total / 3600:.1f} GPU-hours, estimated from one training step's ops and "
             f"floating-point operations counted here (the ops as the emulated CUDA device counts them, one kernel each; "
-            f"+{a['engine_ops']} ops of the engine and data path): a step takes the longer of its arithmetic at "
+            f"+{a['engine_ops']} ops of the engine and data path where the step counted was a plain one on random "
+            "images): a step takes the longer of its arithmetic at "
             f"{a['utilisation']:.0%} of {a['peak_tflops']:g} dense bf16 TFLOP/s and its ops at {a['us_per_op']:g} us each "
             "(eager PyTorch's dispatch and launch), data on the device, no host sync in a step; evaluation and "
             "checkpoints priced as one epoch a run. CUDA graphs (engine.cuda_graphs) cut the ops' share; a GPU's "

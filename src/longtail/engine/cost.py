@@ -71,7 +71,8 @@ def epoch_seconds(trainer, steps: int = 3, counts: dict | None = None) -> float 
                 trainer._gradients(step_module, xb, yb, ib, extra, gen, aug, rs.cfg.accumulate)
                 opt.step()
 
-            counts.update(zip(("ops", "flops"), counted(step)), steps=trainer._steps_per_epoch(rs))
+            # the engine's own step: its data path and augmentation are in the count
+            counts.update(zip(("ops", "flops"), counted(step)), steps=trainer._steps_per_epoch(rs), engine_ops=0)
     finally:
         trainer.log = log
         trainer._step = None
@@ -111,11 +112,14 @@ GPU_ASSUMED = {"gpu": "H100 SXM", "peak_tflops": 989.0, "utilisation": 0.4, "us_
                "engine_ops": 91}
 
 
-def gpu_step_seconds(ops: int, flops: float) -> float:
+def gpu_step_seconds(ops: int, flops: float, engine_ops: int | None = None) -> float:
     """Seconds a training step of ``ops`` ops and ``flops`` floating-point operations takes on
-    :data:`GPU_ASSUMED`'s GPU: the longer of its arithmetic and its launches."""
+    :data:`GPU_ASSUMED`'s GPU: the longer of its arithmetic and its launches. ``engine_ops``: the
+    ops of the engine and data path the count left out (default: the assumed ones; 0 where the
+    count is of the engine's own step, :func:`epoch_seconds`)."""
     a = GPU_ASSUMED
-    return max(flops / (a["peak_tflops"] * 1e12 * a["utilisation"]), (ops + a["engine_ops"]) * a["us_per_op"] * 1e-6)
+    extra = a["engine_ops"] if engine_ops is None else engine_ops
+    return max(flops / (a["peak_tflops"] * 1e12 * a["utilisation"]), (ops + extra) * a["us_per_op"] * 1e-6)
 
 
 def feature_pass_seconds(trainer, batches: int = 2) -> float:
