@@ -21,26 +21,11 @@ on, this on instance-sampled ones.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from longtail.errors import LongtailError
 from longtail.methods.base import Batch, Plugin, register
-
-
-@contextlib.contextmanager
-def batchnorm_train(module: torch.nn.Module):
-    """BatchNorm layers of ``module`` in training mode inside the block (running statistics
-    updated), restored after."""
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not m.training]
-    for m in norms:
-        m.train(True)
-    try:
-        yield
-    finally:
-        for m in norms:
-            m.train(False)
+from longtail.methods.pih2t import batchnorm_mode
 
 
 @register
@@ -62,6 +47,6 @@ class BNRefresh(Plugin):
     def transform_features(self, fmap: torch.Tensor, batch: Batch) -> torch.Tensor:
         fmap = super().transform_features(fmap, batch)
         if self.ctx.model.training:
-            with torch.no_grad(), batchnorm_train(self.ctx.model):
+            with torch.no_grad(), batchnorm_mode(self.ctx.model, True):
                 self.ctx.model.backbone(batch.extra["refresh"].x)
         return fmap

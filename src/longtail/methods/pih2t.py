@@ -116,17 +116,17 @@ def convex_distance(donor_emb: torch.Tensor, class_means: torch.Tensor, labels: 
 
 
 @contextlib.contextmanager
-def batchnorm_eval(module: torch.nn.Module):
-    """BatchNorm layers of ``module`` in evaluation mode inside the block (running statistics
-    used, not updated), restored after."""
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+def batchnorm_mode(module: torch.nn.Module, training: bool):
+    """BatchNorm layers of ``module`` in training mode (running statistics updated) or
+    evaluation mode (used, not updated) inside the block, each restored after."""
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training != training]
     for m in norms:
-        m.train(False)
+        m.train(training)
     try:
         yield
     finally:
         for m in norms:
-            m.train(True)
+            m.train(not training)
 
 
 @register
@@ -166,7 +166,7 @@ class H2TF(Plugin):
             return fmap
         head = batch.extra["head"]
         with torch.set_grad_enabled(not self.ctx.frozen_backbone and torch.is_grad_enabled()), \
-                batchnorm_eval(self.ctx.model) if self.args["donor_bn"] == "eval" else contextlib.nullcontext():
+                batchnorm_mode(self.ctx.model, False) if self.args["donor_bn"] == "eval" else contextlib.nullcontext():
             f_head = self.ctx.model.features(head.x)
         if self.args["form"] == "convex":
             return self._convex(fmap, f_head, batch.y)
