@@ -176,6 +176,7 @@ CONTROLS_CLAIMS = [
     ("the authors' PIF beats a fixed feature scale: CE + mixup stage 1", "overall", ">", [("ce_mixup_pif", "ce_mixup_scale")]),
     ("the authors' PIF beats a fixed feature scale: RIDE stage 1", "overall", ">", [("ride_pif", "ride_scale")]),
     ("the authors' PIF beats a fixed feature scale: DR + PI-H2T", "overall", ">", [("dr_pih2t", "dr_pih2t_scale")]),
+    ("the authors' PIF beats a fixed feature scale: MiSLAS + PI-H2T", "overall", ">", [("mislas_pih2t", "mislas_pih2t_scale")]),
     ("the authors' PIF adds to CE's stage 1", "overall", ">", [("ce_pif_eq", "ce")]),
     ("the affine control adds to CE's stage 1", "overall", ">", [("ce_affine", "ce")]),
     ("the authors' PIF adds to RIDE's stage 1", "overall", ">", [("ride_pif", "ride")]),
