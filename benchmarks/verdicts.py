@@ -238,8 +238,15 @@ CAPACITY_CLAIMS = [
     ("BNS's gap to CE shrinks from ResNet-8 to ResNet-32", "overall", ">", [("gap_r32", "gap_r8")]),
     ("BNS's tail gap to CE shrinks from ResNet-8 to ResNet-32", "tail", ">", [("gap_r32", "gap_r8")]),
 ]
+# CE with and without the authors' PIF at three learning rates
+# (benchmarks/suites/fashion_mnist_lt_pif_stability.yaml; a run that diverged has no metrics and
+# drops out of its pair)
+STABILITY_CLAIMS = [
+    (f"the authors' PIF adds to CE's stage 1 (lr {lr})", "overall", ">", [(f"ce_pif_eq{tag}", f"ce{tag}")])
+    for lr, tag in (("0.1", ""), ("0.05", "_lr0.05"), ("0.2", "_lr0.2"))
+]
 CLAIM_SETS = {"papers": CLAIMS, "authors": AUTHORS_CLAIMS, "controls": CONTROLS_CLAIMS, "released": RELEASED_CLAIMS,
-              "capacity": CAPACITY_CLAIMS}
+              "capacity": CAPACITY_CLAIMS, "stability": STABILITY_CLAIMS}
 # rows made from two others, seed by seed: name -> (A, B), metrics A − B
 DERIVED = {"capacity": {f"gap_{n}": (f"bns_crt_{n}", f"crt_{n}") for n in ("r8", "r20", "r32")}}
 
@@ -435,7 +442,8 @@ def main(argv=None) -> None:
                     "after the results folders)")
     ap.add_argument("--claims", choices=sorted(CLAIM_SETS), default="papers",
                     help="papers: the claims of both papers and the baselines (default); authors: PI-H2T as reconstructed from its authors' code; controls: its controls; "
-                         "released: BNS as released (with the converged suite's folder); capacity: BNS and capacity")
+                         "released: BNS as released (with the converged suite's folder); capacity: BNS and capacity; "
+                         "stability: CE with and without the authors' PIF at three learning rates")
     ap.add_argument("--rule", choices=("paired", "floor", "signs"), default="paired",
                     help="paired: on the per-seed differences (default, 2026-12-06); floor: the rows' own spread (2026-12-04); "
                          "signs: the first rule")

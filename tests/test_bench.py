@@ -577,6 +577,21 @@ def test_geometry_claims_read_intra_class_distance(tmp_path):
     assert v["BNS tightens classes (Thm 4.1): intra-class distance below CE's"]["verdict"] == "holds"
 
 
+@pytest.mark.parametrize("claims, suite", [("authors", "fashion_mnist_lt_pih2t_authors"),
+                                           ("controls", "fashion_mnist_lt_pih2t_controls"),
+                                           ("stability", "fashion_mnist_lt_pif_stability"),
+                                           ("capacity", "fashion_mnist_lt_bns_capacity")])
+def test_every_claim_names_methods_of_its_suite(claims, suite):
+    """A claim whose method id is misspelt would read "not run" for ever: every id of a claim set
+    is a method of the suite it reads (or a row derived from two of them)."""
+    script = _benchmark("verdicts")
+    methods = set(yaml.safe_load((BENCHMARKS / "suites" / f"{suite}.yaml").read_text())["methods"])
+    methods |= set(script.DERIVED.get(claims, {}))
+    for claim, _, _, pairs in script.CLAIM_SETS[claims]:
+        for a, b in pairs:
+            assert {a, b} <= methods, (claim, {a, b} - methods)
+
+
 def test_verdict_table_leaves_converged_only_claims_out_of_the_5_epoch_column(tmp_path, capsys):
     script = _benchmark("verdicts")
     rows = [{"method": m, "imbalance_factor": 100.0, "seed": 0, "metrics": {"tail": t, "overall": 70.0, "head": 80.0}}
