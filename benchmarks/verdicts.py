@@ -203,6 +203,9 @@ CONTROLS_CLAIMS = [
     # corrections: MiSLAS with its class-aware sampler; CE's classifier stage at H2T's 10 epochs
     ("PI-H2T adds to DR", "overall", ">", [("dr_pih2t", "dr")]),
     ("PI-H2T adds to MiSLAS (its class-aware sampler)", "overall", ">", [("mislas_pih2t", "mislas")]),
+    # the plug-and-play gain with the affine control in place of the authors' layer
+    ("PI-H2T with the affine control for PIF adds to DR", "overall", ">", [("dr_pih2t_affine", "dr")]),
+    ("PI-H2T with the affine control for PIF adds to MiSLAS", "overall", ">", [("mislas_pih2t_affine", "mislas")]),
     ("H2T's classifier stage (10 epochs, no fusion) beats CE", "overall", ">", [("ce_cls", "ce")]),
     ("PI-H2T (authors' PIF) adds to CE's classifier stage (10 epochs)", "overall", ">", [("ce_pih2t_eq", "ce_cls")]),
     ("PIF (authors') half adds to CE's classifier stage (10 epochs)", "overall", ">", [("ce_pif_eq_cls", "ce_cls")]),
