@@ -714,6 +714,7 @@ def test_eta_prices_each_method_at_its_own_measured_time(tmp_path):
     assert _eta([by[("ce", 1)], by[("crt", 1)]], known) == ", ETA 10 min"  # 600 s + 6 s
     assert _eta([by[("crt", 1)]] * 60, known) == ", ETA 6 min"  # one average rate would say 178 min
     assert _eta([by[("crt", 1)]], {}) == ""  # nothing measured yet
+    assert _eta([by[("ce", 1)], by[("crt", 1)]], known, jobs=2) == ", ETA 5 min"  # two runs at once share it
     assert _eta([by[("ce", 1)]], {("other", None): (606.0, 4.25)}) == ", ETA 7 min"  # the grid's rate: 606 / 4.25 x 3 s
 
 

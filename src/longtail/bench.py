@@ -402,10 +402,12 @@ def run_suite(path: Path, runs_root: Path | None = None, results_root: Path | No
     def base_of(r: SuiteRun):
         return next((b.key for b in runs if r.reuse and (b.method, b.imbalance, b.seed) == (r.reuse, r.imbalance, r.seed)), None)
 
+    at_once = jobs if launcher != "slurm" else 1  # runs training at once here, for the ETA
+
     def announce(i: int, r: SuiteRun) -> bool:
         """The run's line; False where it cannot run (its base failed)."""
         where = f" IF {r.imbalance:g}" if r.imbalance is not None else ""
-        log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{_eta(todo[i:], known)}")
+        log(f"[{len(runs) - len(todo) + i + 1}/{len(runs)}] {r.method}{where} seed {r.seed}{_eta(todo[i:], known, at_once)}")
         if base_of(r) in failed:
             log(f"  skipped: it starts from {r.reuse} seed {r.seed}, which failed")
             return False
@@ -703,16 +705,17 @@ def _add_time(known: dict[tuple, tuple[float, float]], r: SuiteRun, wall: float)
     known[(r.method, r.imbalance)] = (seconds + wall, costs + _cost(r))
 
 
-def _eta(todo: list[SuiteRun], known: dict[tuple, tuple[float, float]]) -> str:
+def _eta(todo: list[SuiteRun], known: dict[tuple, tuple[float, float]], jobs: int = 1) -> str:
     """", ETA n min" for the runs in ``todo``: each at its method's measured seconds per unit
     of :func:`_cost` where a run of the same method and IF has finished, else at the rate of
-    every finished run together; "" before any run has finished."""
+    every finished run together, shared among ``jobs`` runs at once (the local launcher); ""
+    before any run has finished."""
     seconds, costs = sum(s for s, _ in known.values()), sum(c for _, c in known.values())
     if not costs:
         return ""
     rate = {k: s / c for k, (s, c) in known.items() if c}
     left = sum(_cost(r) * rate.get((r.method, r.imbalance), seconds / costs) for r in todo)
-    return f", ETA {left / 60:.0f} min"
+    return f", ETA {left / 60 / max(1, jobs):.0f} min"
 
 
 def _cost(r: SuiteRun) -> float:
